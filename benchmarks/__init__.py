@@ -1,0 +1,1 @@
+"""Benchmark harness: registries, adapters, matchers, metrics, runner, tables and the CLI."""
