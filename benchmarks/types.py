@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
+
+from datasets.records import View
 
 __all__ = [
     "View",
@@ -35,32 +36,6 @@ __all__ = [
 
 PairIndex = tuple[int, int]
 """Indices ``(i, j)`` into ``Sample.views``: view ``i`` is matched to view ``j`` (i is "view 0")."""
-
-
-@dataclass(frozen=True)
-class View:
-    """One image of a benchmark, as a dataset reader describes it (nothing is loaded yet).
-
-    Attributes:
-        name: identifier unique within the dataset root, e.g. ``"s00460/seq1/frame_00005.jpg"``.
-        image_path: absolute path of the image file; read lazily by matchers.
-        width, height: size in pixels of the image as stored (after EXIF orientation).
-        K: (3, 3) float64 intrinsics in pixels of the stored image, or ``None`` when unknown
-            (e.g. hidden test split, or a protocol that forbids GT intrinsics).
-        cam_from_world: (4, 4) float64 OpenCV world-to-camera pose in the dataset's world frame and
-            unit (metres, except DTU: millimetres), or ``None`` when the ground truth is hidden.
-        depth_path: optional path of a metric depth map for depth-based baselines.
-        meta: free-form, JSON-serialisable reader metadata (sequence id, condition, building, ...).
-    """
-
-    name: str
-    image_path: Path
-    width: int
-    height: int
-    K: np.ndarray | None = None
-    cam_from_world: np.ndarray | None = None
-    depth_path: Path | None = None
-    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
