@@ -41,3 +41,19 @@ def small_checkpoint(refvec_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     with lzma.open(refvec_dir / "mast3r_small_ckpt.pth.xz", "rb") as src, open(out, "wb") as dst:
         shutil.copyfileobj(src, dst, length=1 << 24)
     return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` tests run only with MAST3R_BENCH_SLOW=1; ``gpu`` tests only where CUDA exists."""
+    run_slow = os.environ.get("MAST3R_BENCH_SLOW") == "1"
+    has_cuda = None
+    for item in items:
+        if "slow" in item.keywords and not run_slow:
+            item.add_marker(pytest.mark.skip(reason="slow test: set MAST3R_BENCH_SLOW=1 to run"))
+        if "gpu" in item.keywords:
+            if has_cuda is None:
+                import torch
+
+                has_cuda = torch.cuda.is_available()
+            if not has_cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device (run through the device tool)"))
