@@ -1,0 +1,125 @@
+"""``mast3r-bench run [BENCH] [--matcher NAME] [options] [KEY=VALUE ...]``: run, resume or extend a run.
+
+With no BENCH it runs the main job (:func:`default_job`). Overrides ``KEY=VALUE`` set config fields:
+``matcher.<key>``, ``adapter.<key>``, ``estimator.<key>``, or a bare key that exactly one of the
+three configs has. Options and overrides may come in any order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+
+from benchmarks.config import ConfigError, parse_assignments
+from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
+from benchmarks.runner import RunResult, run_benchmark
+from benchmarks.store import RunLockedError, results_root
+
+__all__ = ["register", "handler", "default_job", "DEFAULT_BENCH", "DEFAULT_MATCHERS"]
+log = logging.getLogger(__name__)
+
+DEFAULT_BENCH = "smoke"
+DEFAULT_MATCHERS = ("oracle", "random")
+
+
+def _add_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--matcher", action="append", metavar="NAME",
+                   help="matcher to run (repeat for several); required with BENCH")
+    p.add_argument("--data", metavar="ROOT", help="data root (default: $MAST3R_BENCH_DATA, else ./data)")
+    p.add_argument("--limit", type=int, metavar="N",
+                   help="only the first N samples (a prefix: a later larger limit continues the run)")
+    p.add_argument("--device", default="auto", metavar="D",
+                   help="torch device for the matcher (default: cuda if available, else cpu)")
+    p.add_argument("--seed", type=int, default=0, metavar="S",
+                   help="base seed of the solvers (part of the run's identity)")
+    p.add_argument("--force", action="store_true", help="delete the run's records and start it over")
+    p.add_argument("--results", metavar="DIR",
+                   help="results root (default: $MAST3R_BENCH_RESULTS, else ./results)")
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                   help="no progress bar")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "run", help="run a benchmark with a matcher (resumable); no BENCH: the main job",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"benchmarks: {', '.join(ADAPTERS.names())}\nmatchers: {', '.join(MATCHERS.names())}\n"
+               "example: mast3r-bench run smoke --matcher oracle --limit 4 estimator.max_error_px=2",
+    )
+    _add_options(p)
+    # Everything after the first positional is re-parsed in `handler`, so that options may follow
+    # BENCH and KEY=VALUE in any order (argparse alone cannot mix optional and `*` positionals).
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="[BENCH] [KEY=VALUE ...]",
+                   help="benchmark name, then config overrides")
+    p.set_defaults(func=handler, _parser=p)
+
+
+def _parse_rest(args: argparse.Namespace) -> tuple[str | None, dict[str, str]]:
+    inner = argparse.ArgumentParser(prog=args._parser.prog, add_help=False)
+    _add_options(inner)
+    inner.add_argument("-h", "--help", action="store_true")
+    inner.add_argument("positionals", nargs="*")
+    ns = inner.parse_intermixed_args(args.rest, namespace=args)
+    if ns.help:
+        args._parser.print_help()
+        raise SystemExit(0)
+    positionals = list(ns.positionals)
+    bench = positionals.pop(0) if positionals and "=" not in positionals[0] else None
+    return bench, parse_assignments(positionals)
+
+
+def _run_all(args: argparse.Namespace, bench: str, matchers: Sequence[str],
+             overrides: Mapping[str, str]) -> list[RunResult]:
+    results = []
+    for matcher in matchers:
+        result = run_benchmark(
+            bench, matcher, overrides=overrides, data_root=args.data, results_root=args.results,
+            limit=args.limit, device=args.device, seed=args.seed, force=args.force, progress=args.progress,
+        )
+        state = "finished" if result.done >= result.expected else "incomplete"
+        print(f"{bench}/{matcher}: {result.done}/{result.expected} samples ({result.computed} computed now, "
+              f"{result.failures} failures, {state}) -> {result.run_dir.path}")
+        results.append(result)
+    return results
+
+
+def _print_table(args: argparse.Namespace, results: Sequence[RunResult], bench: str) -> None:
+    from benchmarks import tables
+
+    frame = tables.collect(results_root(args.results), run_dirs=[r.run_dir for r in results])
+    caption = getattr(ADAPTERS.get(bench), "title", bench)
+    print()
+    print(tables.render(tables.bench_table(frame, bench), "md", caption=caption), end="")
+
+
+def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
+    """The main job of ``mast3r-bench`` / ``mast3r-bench run`` without BENCH.
+
+    For now: the SMOKE self-test (``oracle`` and ``random`` on the smoke adapter, or the
+    ``--matcher`` given), ending with its table. It will become the synthetic suite.
+    """
+    print("SMOKE: harness self-test on generated image pairs (not a benchmark result).")
+    results = _run_all(args, DEFAULT_BENCH, args.matcher or DEFAULT_MATCHERS, overrides)
+    _print_table(args, results, DEFAULT_BENCH)
+    return 0
+
+
+def handler(args: argparse.Namespace) -> int:
+    try:
+        bench, overrides = _parse_rest(args)
+        if bench is None:
+            return default_job(args, overrides)
+        if not args.matcher:
+            raise ConfigError(f"choose a matcher with --matcher NAME (known: {', '.join(MATCHERS.names())})")
+        ADAPTERS.target(bench)  # unknown names fail before anything runs
+        for m in args.matcher:
+            MATCHERS.target(m)
+        results = _run_all(args, bench, args.matcher, overrides)
+        _print_table(args, results, bench)
+        return 0
+    except (ConfigError, UnknownNameError, RunLockedError, ValueError, FileNotFoundError) as e:
+        log.debug("run failed", exc_info=True)
+        print(f"mast3r-bench run: error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,51 @@
+"""``mast3r-bench table [BENCH ...]``: tables of finished runs (rows = matchers, columns = metrics).
+
+Writes ``<out>/<bench>.md``, ``.csv`` and ``.tex`` for every benchmark and prints the ``--format``
+one. Runs without a ``summary.json`` (still running, or killed) are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchmarks import tables
+from benchmarks.registry import ADAPTERS
+from benchmarks.store import results_root
+
+__all__ = ["register", "handler"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("table", help="tables of finished runs (Markdown, CSV, LaTeX)",
+                              description=__doc__)
+    p.add_argument("benches", nargs="*", metavar="BENCH",
+                   help="benchmarks to tabulate (default: all that have runs)")
+    p.add_argument("--format", choices=list(tables.FORMATS), default="md",
+                   help="format printed (default: md); all three are written")
+    p.add_argument("--out", metavar="DIR", help="where the files go (default: <results>/tables)")
+    p.add_argument("--results", metavar="DIR",
+                   help="results root (default: $MAST3R_BENCH_RESULTS, else ./results)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    root = results_root(args.results)
+    frame = tables.collect(root, args.benches or None)
+    benches = args.benches or sorted(frame["bench"].unique())
+    if not benches:
+        print(f"no finished runs under {root / 'runs'} (run `mast3r-bench run` first)", file=sys.stderr)
+        return 1
+    out = root / "tables" if args.out is None else args.out
+    written = 0
+    for bench in benches:
+        table = tables.bench_table(frame, bench)
+        if table.empty:
+            print(f"{bench}: no finished runs under {root / 'runs' / bench}", file=sys.stderr)
+            continue
+        caption = getattr(ADAPTERS.get(bench), "title", bench) if bench in ADAPTERS else bench
+        paths = tables.write_tables(table, out, bench, caption=caption)
+        print(tables.render(table, args.format, caption=caption))
+        print(f"(written: {', '.join(str(p) for p in paths)})", file=sys.stderr)
+        written += 1
+    return 0 if written else 1

@@ -1,0 +1,317 @@
+"""The runner: samples -> (cached) matches -> solve -> evaluate -> records -> summary.
+
+It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Semantics:
+
+* **Identity.** A run is identified by :class:`benchmarks.hashing.RunSpec` (adapter name, version and
+  config, estimator config, matcher name and config, weights checksum, base seed). Same settings ->
+  same directory; any changed setting -> a new directory. ``--force`` deletes and restarts it.
+* **Resume.** Records are appended durably one per sample; a re-run skips every sample that has a
+  record, so a run killed at any instant (SIGKILL included) continues where it stopped, with no
+  duplicates and the same final summary.
+* **Limit.** ``limit`` takes the first N samples of ``adapter.samples()`` (a prefix, not part of the
+  key). A run is *finished* when every sample of the requested prefix has a record; running again
+  with a larger limit continues the same run; a smaller limit never shrinks it (nothing is
+  computed, the stored summary is returned). The summary covers all records present.
+* **Failures are records.** A matcher exception fails the sample with reason
+  ``matcher_error: <ExcType>: <msg>``, a solver exception with ``solver_error: ...``; the run goes on.
+* **Seeds.** ``adapter.solve`` gets ``derive_seed(seed, sample.key)``: independent of order/resume.
+* **Cache.** Correspondences are cached per (matcher key, pair key) unless the matcher class sets
+  ``cacheable = False``; re-solving with other estimator settings never re-runs the matcher.
+* **Ground truth.** Matchers with ``needs_ground_truth = True`` get
+  ``match(view0, view1, gt=adapter.gt_correspondences(sample, i, j))`` (see
+  :mod:`benchmarks.matchers.doubles`).
+
+Testing hook: ``MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE=<seconds>`` sleeps before each sample (used by the
+SIGKILL test to land the kill mid-run).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmarks.config import apply_overrides, route_overrides, to_dict
+from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, pair_key
+from benchmarks.manifest import base_manifest, now_iso, precision_flags
+from benchmarks.registry import ADAPTERS, MATCHERS
+from benchmarks.store import CorrespondenceCache, RecordStore, RunDir, write_json_atomic
+from benchmarks.store import results_root as results_root_of
+from benchmarks.types import Correspondences, Prediction, Record, Sample
+
+__all__ = ["Runner", "RunResult", "run_benchmark", "resolve_configs", "resolve_data_root", "default_device",
+           "variant_slug", "SLEEP_ENV"]
+log = logging.getLogger(__name__)
+
+SLEEP_ENV = "MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE"
+
+
+@dataclass
+class RunResult:
+    """Outcome of :meth:`Runner.run`.
+
+    Attributes:
+        run_dir: the run's directory.
+        spec: what identifies it.
+        summary: the content of ``summary.json`` (``metrics`` = ``adapter.summarize(records)``).
+        expected: samples in the requested prefix; done: records present; computed: records written
+            by this call; failures: records with ``prediction.success == False``.
+    """
+
+    run_dir: RunDir
+    spec: RunSpec
+    summary: dict[str, Any]
+    expected: int
+    done: int
+    computed: int
+    failures: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
+    """A readable label of the settings that differ from the defaults, e.g.
+    ``"estimator.max_error_px=2.0"``; ``"default"`` when none do. Configs whose class cannot be built
+    without arguments are compared field by field against nothing (all fields listed)."""
+    parts = []
+    for group, cfg in configs.items():
+        try:
+            defaults = _flat(to_dict(type(cfg)()))
+        except TypeError:
+            defaults = {}
+        for key, value in _flat(to_dict(cfg)).items():
+            if key not in defaults or defaults[key] != value:
+                parts.append(f"{group}.{key}={value}")
+    if seed:
+        parts.append(f"seed={seed}")
+    return ",".join(parts) or "default"
+
+
+def _failure(stage: str, exc: BaseException, n_matches: int = 0) -> Prediction:
+    msg = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return Prediction(False, failure_reason=f"{stage}_error: {type(exc).__name__}: {msg}",
+                      num_matches=n_matches)
+
+
+class Runner:
+    """Runs one (adapter, matcher) combination into its run directory.
+
+    Args:
+        adapter: a ``BenchmarkAdapter`` built from ``adapter_config`` and ``estimator_config``.
+        matcher: a ``Matcher`` (its ``config`` attribute is part of the run key).
+        adapter_config, estimator_config: the adapter's resolved config instances.
+        results_root: the ``results`` folder.
+        data_root: the data root (pair keys hold image paths relative to it; provenance).
+        bench, matcher_name: registry names (default: the classes' ``name``).
+        seed: base seed of the solver. limit: first N samples only (None: all).
+        device: recorded in the manifest (the matcher was built for it).
+        force: delete an existing run with the same key first.
+        progress: tqdm bar (None: only on a terminal).
+    """
+
+    def __init__(self, adapter: Any, matcher: Any, adapter_config: Any, estimator_config: Any, *,
+                 results_root: Path, data_root: Path, bench: str | None = None,
+                 matcher_name: str | None = None, seed: int = 0, limit: int | None = None,
+                 device: str = "cpu", force: bool = False, progress: bool | None = None) -> None:
+        self.adapter, self.matcher = adapter, matcher
+        self.results_root, self.data_root = Path(results_root), Path(data_root)
+        self.seed, self.limit, self.device = seed, limit, device
+        self.force, self.progress = force, progress
+        self.configs = {"matcher": matcher.config, "adapter": adapter_config, "estimator": estimator_config}
+        self.spec = RunSpec(
+            bench=bench or adapter.name, adapter_version=str(adapter.version),
+            adapter_config=to_dict(adapter_config), estimator_config=to_dict(estimator_config),
+            matcher=matcher_name or matcher.name, matcher_config=to_dict(matcher.config),
+            weights=matcher.weights_checksum(), seed=seed,
+        )
+        self.needs_gt = bool(getattr(matcher, "needs_ground_truth", False))
+        if self.needs_gt and not hasattr(adapter, "gt_correspondences"):
+            raise ValueError(f"matcher {self.spec.matcher!r} needs ground-truth correspondences, which "
+                             f"adapter {self.spec.bench!r} does not provide (no gt_correspondences())")
+        self.cache = None
+        if getattr(matcher, "cacheable", True):
+            self.cache = CorrespondenceCache(
+                self.results_root / "cache" / "correspondences" / self.spec.matcher_key[:16])
+
+    # -- one sample ---------------------------------------------------------------------------------
+    def _match(self, sample: Sample, i: int, j: int) -> tuple[Correspondences, bool]:
+        view0, view1 = sample.views[i], sample.views[j]
+        key = pair_key(view0, view1, self.data_root) if self.cache else ""
+        if self.cache and (hit := self.cache.get(key)) is not None:
+            return hit, True
+        if self.needs_gt:
+            corrs = self.matcher.match(view0, view1, gt=self.adapter.gt_correspondences(sample, i, j))
+        else:
+            corrs = self.matcher.match(view0, view1)
+        if self.cache:
+            self.cache.put(key, corrs)
+        return corrs, False
+
+    def process(self, sample: Sample) -> Record:
+        """Match, solve and evaluate one sample into a :class:`Record` (never raises for matcher or
+        solver errors; ``evaluate`` errors are adapter bugs and propagate)."""
+        timings: dict[str, float] = defaultdict(float)
+        corrs: list[Correspondences] = []
+        hits = 0
+        t0 = time.perf_counter()
+        try:
+            for i, j in self.adapter.pairs(sample):
+                c, hit = self._match(sample, i, j)
+                corrs.append(c)
+                hits += hit
+                for stage, sec in c.timings.items():
+                    timings[f"matcher.{stage}"] += float(sec)
+        except Exception as e:  # noqa: BLE001 - a failed match is a failure record
+            log.warning("%s: matcher failed: %s: %s", sample.key, type(e).__name__, e)
+            log.debug("%s", traceback.format_exc())
+            prediction = _failure("matcher", e)
+        else:
+            timings["match"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            try:
+                prediction = self.adapter.solve(sample, corrs, derive_seed(self.seed, sample.key))
+            except Exception as e:  # noqa: BLE001
+                log.warning("%s: solver failed: %s: %s", sample.key, type(e).__name__, e)
+                log.debug("%s", traceback.format_exc())
+                prediction = _failure("solver", e, sum(len(c) for c in corrs))
+            timings["solve"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        metrics = self.adapter.evaluate(sample, prediction)
+        timings["evaluate"] = time.perf_counter() - t0
+        meta = {**dict(sample.meta), "num_matches": [len(c) for c in corrs], "cache_hits": hits,
+                "seed": derive_seed(self.seed, sample.key)}
+        return Record(sample.key, dict(metrics), asdict(prediction), meta, dict(timings))
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        spec = self.spec
+        slug = variant_slug(self.configs, self.seed)
+        run_dir = RunDir.locate(self.results_root, spec, slug)
+        with run_dir.lock():
+            if self.force:
+                log.info("--force: restarting %s", run_dir.path)
+                run_dir.reset()
+            if not run_dir.config_path.is_file():
+                config = {"key": spec.key, "slug": run_dir.slug, **spec.as_dict()}
+                write_json_atomic(run_dir.config_path, config)
+            samples = list(islice(self.adapter.samples(), self.limit))
+            dupes = len(samples) - len({s.key for s in samples})
+            if dupes:
+                raise ValueError(f"adapter {spec.bench!r} yields {dupes} duplicate sample keys")
+            store = RecordStore(run_dir.records_path)
+            records = store.load()
+            todo = [s for s in samples if s.key not in records]
+            manifest = run_dir.read_manifest()
+            summary = run_dir.read_summary()
+            if not todo and manifest.get("status") == "finished" and summary is not None:
+                log.info("%s: finished (%d records); nothing to do", run_dir.path, len(records))
+                return self._result(run_dir, summary, len(samples), records, 0)
+            adapter_root = Path(getattr(self.adapter, "root", self.data_root))
+            manifest = {
+                **base_manifest(device=self.device, data_root=self.data_root, dataset_root=adapter_root,
+                                dataset_checksum=dataset_checksum(adapter_root), seed=self.seed),
+                "key": spec.key, "bench": spec.bench, "matcher": spec.matcher,
+                "started": manifest.get("started", now_iso()), "resumed": manifest.get("resumed", -1) + 1,
+                "status": "running", "limit": self.limit, "counts": {"expected": len(samples),
+                                                                    "done": len(records)},
+            }
+            write_json_atomic(run_dir.manifest_path, manifest)
+            if records and todo:
+                log.info("%s: resuming: %d of %d samples done", run_dir.path, len(records), len(samples))
+            sleep = float(os.environ.get(SLEEP_ENV, 0) or 0)
+            bar = tqdm(todo, total=len(samples), initial=len(samples) - len(todo), unit="sample",
+                       desc=f"{spec.bench}/{spec.matcher}", disable=None if self.progress is None
+                       else not self.progress, leave=False)
+            with store:
+                for sample in bar:
+                    if sleep:
+                        time.sleep(sleep)
+                    store.append(self.process(sample))
+            records = store.load()
+            summary = {
+                "bench": spec.bench, "matcher": spec.matcher, "slug": run_dir.slug, "key": spec.key,
+                "num_records": len(records),
+                "num_failures": sum(not r.prediction.get("success", False) for r in records.values()),
+                "metrics": self.adapter.summarize(list(records.values())),
+            }
+            write_json_atomic(run_dir.summary_path, summary)
+            manifest.update(status="finished", finished=now_iso(), precision=precision_flags(),
+                            counts={"expected": len(samples), "done": len(records)})
+            write_json_atomic(run_dir.manifest_path, manifest)
+            return self._result(run_dir, summary, len(samples), records, len(todo))
+
+    def _result(self, run_dir: RunDir, summary: dict[str, Any], expected: int, records: dict[str, Record],
+                computed: int) -> RunResult:
+        failures = sum(not r.prediction.get("success", False) for r in records.values())
+        return RunResult(run_dir, self.spec, summary, expected, len(records), computed, failures)
+
+
+def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
+    """The data root: ``datasets.paths.data_root`` when available, else the same rule locally
+    (the CLI value, else ``$MAST3R_BENCH_DATA``, else ``./data``)."""
+    try:
+        from datasets.paths import data_root
+    except ImportError:
+        return Path(cli_value or os.environ.get("MAST3R_BENCH_DATA") or "data")
+    return Path(data_root(cli_value))
+
+
+def default_device(matcher_cls: type) -> str:
+    """``"cuda"`` when torch sees a GPU, else ``"cpu"``; matchers with ``uses_torch = False`` get
+    ``"cpu"`` without importing torch."""
+    if not getattr(matcher_cls, "uses_torch", True):
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_configs(adapter_cls: type, matcher_cls: type,
+                    overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Default configs of the two classes with ``key=value`` overrides routed and applied:
+    ``{"matcher": ..., "adapter": ..., "estimator": ...}``."""
+    configs = {"matcher": matcher_cls.Config(), "adapter": adapter_cls.Config(),
+               "estimator": adapter_cls.EstimatorConfig()}
+    routed = route_overrides(overrides or {}, configs)
+    return {g: apply_overrides(cfg, routed[g], prefix=f"{g}.") for g, cfg in configs.items()}
+
+
+def run_benchmark(bench: str, matcher: str, *, overrides: Mapping[str, str] | None = None,
+                  data_root: str | os.PathLike | None = None, results_root: str | os.PathLike | None = None,
+                  limit: int | None = None, device: str | None = None, seed: int = 0, force: bool = False,
+                  progress: bool | None = None) -> RunResult:
+    """Build adapter ``bench`` and matcher ``matcher`` from the registries (configs = defaults +
+    ``overrides``) and run them. The adapter reads ``<data root>/<bench>`` (or the class's
+    ``data_dir`` attribute instead of ``bench``)."""
+    adapter_cls, matcher_cls = ADAPTERS.get(bench), MATCHERS.get(matcher)
+    configs = resolve_configs(adapter_cls, matcher_cls, overrides)
+    root = resolve_data_root(data_root)
+    device = device if device not in (None, "auto") else default_device(matcher_cls)
+    adapter = adapter_cls(root / getattr(adapter_cls, "data_dir", bench), configs["adapter"],
+                          configs["estimator"])
+    matcher_obj = matcher_cls(configs["matcher"], device=device)
+    runner = Runner(adapter, matcher_obj, configs["adapter"], configs["estimator"],
+                    results_root=results_root_of(results_root), data_root=root, bench=bench,
+                    matcher_name=matcher, seed=seed, limit=limit, device=device, force=force,
+                    progress=progress)
+    return runner.run()
