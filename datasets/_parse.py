@@ -22,6 +22,8 @@ __all__ = [
     "expect_count",
     "group_pairs",
     "image_size",
+    "json_array",
+    "json_field",
     "load_mat",
     "parse_float",
     "parse_floats",
@@ -242,3 +244,34 @@ def group_pairs(pairs: Sequence[tuple[str, ...]], topk: int | None = None
             items = sorted(items, key=lambda x: x[1], reverse=True)
         grouped[query] = items[:topk] if topk is not None else items
     return grouped
+
+
+def json_field(obj: Any, key: str, path: str | Path, where: str, types: type | tuple[type, ...] | None = None,
+               optional: bool = False) -> Any:
+    """``obj[key]`` of a parsed JSON object, with a located error naming ``where`` and ``key``; a
+    dotted ``key`` walks nested objects. ``types`` checks the value's type (``None`` passes when
+    ``optional``)."""
+    value = obj
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value or value[part] is None:
+            if optional:
+                return None
+            raise DatasetFormatError(path, None, f"{where}: missing field {key!r}")
+        value = value[part]
+    if types is not None and (isinstance(value, bool) or not isinstance(value, types)):
+        raise DatasetFormatError(path, None, f"{where}: field {key!r} has type {type(value).__name__}")
+    return value
+
+
+def json_array(value: Any, shape: tuple[int, ...], path: str | Path, where: str, key: str) -> np.ndarray:
+    """float64 array of a JSON list with exactly ``shape`` and finite entries, else a located error."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetFormatError(path, None, f"{where}: field {key!r} is not numeric") from None
+    if arr.shape != shape:
+        raise DatasetFormatError(path, None,
+                                 f"{where}: field {key!r} has shape {arr.shape}, expected {shape}")
+    if not np.all(np.isfinite(arr)):
+        raise DatasetFormatError(path, None, f"{where}: field {key!r} has a non-finite entry")
+    return arr
