@@ -1,0 +1,451 @@
+"""Map-free relocalisation metrics, exactly as the official evaluator computes them.
+
+Mirrors ``nianticlabs/map-free-reloc`` ``benchmark/{mapfree,metrics,reprojection,utils}.py``
+(commit b5182dc7) with the ``transforms3d`` quaternion functions it calls. Every quirk is kept on
+purpose and named in the docstring that implements it:
+
+* parsing (:func:`load_poses`): ``line.strip().split(' ')`` must give exactly 8 (GT) or 9
+  (submission) tokens, a ``#`` anywhere in the name skips the line, the frame key is
+  ``int(name[-9:-4])`` (``seq0/frame_00000`` and ``seq1/frame_00000`` collide on key 0: the later
+  line wins the value, the key keeps the first line's position), lines with NaN/inf or a quaternion
+  of norm ~0 (``np.isclose(|q|, 0)``) are skipped, i.e. become failures;
+* per frame: camera-centre distance, ``2 asin`` quaternion angle, and VCRE on a 196-point grid with
+  float32 ``K``, clipping to ``[0, W] x [0, H]`` (W, H from the LAST line of ``intrinsics.txt``) and
+  no check on the sign of depth;
+* aggregation (:func:`aggregate`): the average over scenes of per-scene medians (scenes without
+  estimates skipped), strict ``<`` thresholds, a step-wise average precision whose recall is
+  computed in float32 and capped by failures, and a missing ``pose_<scene>.txt`` counting every GT
+  key of the scene *before* subsampling as a failure.
+
+Everything here is pure (text in, numbers out); reading files and zips lives in
+``benchmarks.metrics.submission`` and ``benchmarks.commands.score``. Units: metres, degrees, pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from benchmarks.metrics._geometry import rotmat_to_quat_wxyz, split_pose
+
+__all__ = [
+    "T_THRESHOLD_M", "R_THRESHOLD_DEG", "VCRE_THRESHOLD_PX", "SUBSAMPLE", "VCRE_GRID",
+    "FramePose", "Intrinsics", "SceneResult", "MapfreeMetrics", "NoEstimatesError",
+    "load_poses", "load_intrinsics", "subsample_poses", "frame_pose_from_cam_from_world",
+    "translation_error_m", "rotation_error_deg", "vcre_px", "evaluate_scene", "average_precision",
+    "aggregate",
+]
+
+log = logging.getLogger(__name__)
+
+T_THRESHOLD_M = 0.25
+R_THRESHOLD_DEG = 5.0
+VCRE_THRESHOLD_PX = 90.0
+SUBSAMPLE = 5
+_RAD2DEG_X2 = 114.59155902616465  # the evaluator's literal for 2 * 180 / pi
+
+
+def _virtual_grid() -> np.ndarray:
+    """(196, 4) float64 homogeneous points in the GT query camera frame, metres, in the official order.
+
+    x in {-0.9, ..., 0.9} (step 0.3), y in {-0.45, -0.15, 0.15, 0.45}, z in {1.8, ..., 3.6}; laid
+    out as ``np.meshgrid(x, y, z)`` (``indexing='xy'``) flattened, so the mean over points sums in
+    the same order as the official code.
+    """
+    step = 0.3
+    x = (np.arange(0, 7) - (7 - 1) / 2) * step
+    y = (np.arange(0, 4) - (4 - 1) / 2) * step + 0.0
+    z = np.arange(0, 7).astype(float) * step + 1.8
+    xx, yy, zz = np.meshgrid(x, y, z)
+    grid = np.concatenate([c.reshape(-1, 1) for c in (xx, yy, zz, np.ones(xx.size))], axis=-1)
+    grid.flags.writeable = False
+    return grid
+
+
+VCRE_GRID = _virtual_grid()
+
+
+@dataclass(frozen=True)
+class FramePose:
+    """One parsed pose line, converted to camera-to-world as the evaluator does.
+
+    Attributes:
+        q_c2w: (4,) float64 ``(qw, qx, qy, qz)``: ``conj(q) / |q|`` of the file's world-to-camera
+            quaternion ``q`` (transforms3d ``qinverse``; unit norm even when ``q`` is not).
+        centre: (3,) float64 camera centre in the world frame, metres: ``-R(q)^T t``.
+        confidence: the 9th column of a submission line, ``None`` for GT lines.
+    """
+
+    q_c2w: np.ndarray
+    centre: np.ndarray
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
+class Intrinsics:
+    """``intrinsics.txt`` as the evaluator reads it.
+
+    Attributes:
+        K: frame key -> (3, 3) float32 ``[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]`` (pixels); colliding
+            keys keep the later line.
+        width, height: image size (float) taken from the LAST line of the file, used for every frame.
+    """
+
+    K: Mapping[int, np.ndarray]
+    width: float
+    height: float
+
+
+class NoEstimatesError(ValueError):
+    """No GT frame of any scene has an estimate (the official script prints an error and no metrics)."""
+
+
+# --- quaternion helpers with transforms3d's arithmetic (same operations, same rounding) ----------------
+
+
+def _qmult(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    w1, x1, y1, z1 = a
+    w2, x2, y2, z2 = b
+    return np.array([
+        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
+        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
+        w1 * y2 + y1 * w2 + z1 * x2 - x1 * z2,
+        w1 * z2 + z1 * w2 + x1 * y2 - y1 * x2,
+    ])
+
+
+def _qconj(q: np.ndarray) -> np.ndarray:
+    return np.array(q) * np.array([1.0, -1, -1, -1])
+
+
+def _qinverse(q: np.ndarray) -> np.ndarray:
+    """transforms3d ``qinverse``: ``conj(q) / |q|`` (not ``/ |q|^2``: a unit quaternion for any q)."""
+    return _qconj(q) / np.sqrt(np.dot(q, q))
+
+
+def _quat2mat(q: np.ndarray) -> np.ndarray:
+    """transforms3d ``quat2mat`` (normalises by ``|q|^2``; identity below float64 eps)."""
+    w, x, y, z = q
+    n = w * w + x * x + y * y + z * z
+    if n < np.finfo(np.float64).eps:
+        return np.eye(3)
+    s = 2.0 / n
+    X, Y, Z = x * s, y * s, z * s
+    wX, wY, wZ = w * X, w * Y, w * Z
+    xX, xY, xZ = x * X, x * Y, x * Z
+    yY, yZ, zZ = y * Y, y * Z, z * Z
+    return np.array([[1.0 - (yY + zZ), xY - wZ, xZ + wY],
+                     [xY + wZ, 1.0 - (xX + zZ), yZ - wX],
+                     [xZ - wY, yZ + wX, 1.0 - (xX + yY)]])
+
+
+def _to_cam2world(q: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``utils.convert_world2cam_to_cam2world``: ``q_inv = qinverse(q)``, ``c = -rotate(t, q_inv)``."""
+    q_inv = _qinverse(q)
+    v = np.zeros((4,))
+    v[1:] = t
+    return q_inv, -_qmult(q_inv, _qmult(v, _qconj(q_inv)))[1:]
+
+
+# --- parsing ----------------------------------------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    """Lines as ``TextIOWrapper(..., encoding='utf-8').readlines()`` yields them (universal newlines)."""
+    return io.StringIO(text, newline=None).readlines()
+
+
+def load_poses(text: str, *, load_confidence: bool = False, source: str = "<text>") -> dict[int, FramePose]:
+    """Parse a ``poses.txt`` / ``pose_<scene>.txt`` text exactly like the evaluator's ``load_poses``.
+
+    Lines are ``name qw qx qy qz tx ty tz [confidence]`` (world-to-camera). Skipped (logged at
+    WARNING, or INFO for comments), which makes the frame a failure when it is evaluated:
+
+    * a token count other than 8 (``load_confidence=False``) or 9, after ``strip().split(' ')``:
+      consecutive spaces or tabs therefore invalidate a line;
+    * a ``#`` anywhere in the first token;
+    * a name whose ``name[-9:-4]`` is not an ``int`` literal;
+    * a token that is not a float, or any NaN/inf value (confidence included);
+    * a quaternion with ``np.isclose(|q|, 0)`` (norm <= 1e-8).
+
+    The key is ``int(name[-9:-4])``; a later line with the same key replaces the value but keeps the
+    insertion position of the first (the seq0/seq1 ``frame_00000`` collision). Returns an ordered
+    ``dict`` key -> :class:`FramePose` (camera-to-world, as the evaluator stores them).
+    """
+    expected = 9 if load_confidence else 8
+    poses: dict[int, FramePose] = {}
+    for number, line in enumerate(_lines(text)):
+        parts = tuple(line.strip().split(" "))
+        if len(parts) != expected:
+            log.warning("%s line %d: expected %d fields, got %d; line ignored", source, number,
+                        expected, len(parts))
+            continue
+        name = parts[0]
+        if "#" in name:
+            log.info("%s line %d: comment ignored", source, number)
+            continue
+        try:
+            key = int(name[-9:-4])
+        except ValueError:
+            log.warning("%s line %d: no frame number in %r; line ignored", source, number, name)
+            continue
+        try:
+            values = tuple(map(float, parts[1:]))
+        except ValueError:
+            values = ()
+        if len(values) != expected - 1 or not all(math.isfinite(v) for v in values):
+            log.warning("%s line %d: invalid or non-finite number; line ignored", source, number)
+            continue
+        q = np.array(values[:4], dtype=np.float64)
+        t = np.array(values[4:7], dtype=np.float64)
+        if np.isclose(np.linalg.norm(q), 0):
+            log.warning("%s line %d: zero-norm quaternion; line ignored", source, number)
+            continue
+        q_c2w, centre = _to_cam2world(q, t)
+        poses[key] = FramePose(q_c2w, centre, values[7] if load_confidence else None)
+    return poses
+
+
+def load_intrinsics(text: str, *, source: str = "<text>") -> Intrinsics:
+    """Parse ``intrinsics.txt`` (``name fx fy cx cy W H``) like the evaluator's ``load_K``.
+
+    Lines containing ``#`` anywhere are skipped; every other line must parse (the official code
+    crashes on a malformed line; this raises ``ValueError`` naming ``source`` and the 1-based line).
+    ``K`` is float32 (as official); W and H of the last parsed line apply to all frames.
+    """
+    K: dict[int, np.ndarray] = {}
+    size: tuple[float, float] | None = None
+    for number, line in enumerate(_lines(text), start=1):
+        if "#" in line:
+            continue
+        parts = line.strip().split(" ")
+        try:
+            key = int(parts[0][-9:-4])
+            fx, fy, cx, cy, width, height = map(float, parts[1:])
+        except ValueError as exc:
+            raise ValueError(f"{source}:{number}: expected 'name fx fy cx cy W H' with a "
+                             f"frame_XXXXX name, got {line.strip()!r} ({exc})") from None
+        K[key] = np.array([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], dtype=np.float32)
+        size = (width, height)
+    if size is None:
+        raise ValueError(f"{source}: no intrinsics lines")
+    return Intrinsics(K, size[0], size[1])
+
+
+def subsample_poses(poses: Mapping[int, FramePose], subsample: int = SUBSAMPLE) -> dict[int, FramePose]:
+    """Every ``subsample``-th entry by insertion POSITION (not by frame number), as the evaluator does."""
+    return {k: v for i, (k, v) in enumerate(poses.items()) if i % subsample == 0}
+
+
+def frame_pose_from_cam_from_world(cam_from_world: np.ndarray, confidence: float | None = None) -> FramePose:
+    """The :class:`FramePose` the evaluator would parse from a line written for this pose.
+
+    ``cam_from_world``: (4, 4) or (3, 4) float64 OpenCV world-to-camera, metres. For adapters that
+    score in-process: identical to writing a submission line at full precision and parsing it.
+    """
+    R, t = split_pose(cam_from_world)
+    q = rotmat_to_quat_wxyz(R)
+    q_c2w, centre = _to_cam2world(q, np.array(t, dtype=np.float64))
+    return FramePose(q_c2w, centre, None if confidence is None else float(confidence))
+
+
+# --- per-frame errors -------------------------------------------------------------------------------------
+
+
+def translation_error_m(gt: FramePose, est: FramePose) -> float:
+    """``|c_est - c_gt|_2`` between camera centres, metres (``MetricManager.trans_err``)."""
+    return float(np.linalg.norm(est.centre - gt.centre))
+
+
+def rotation_error_deg(gt: FramePose, est: FramePose) -> float:
+    """``2 asin(|vec(q_gt (x) q_est^-1)|)`` in degrees, [0, 180], sign-agnostic (``quat_angle_error``,
+    'sin' variant, float64). Quirk kept: when rounding pushes the sine above 1 (rotations ~180 deg
+    apart) ``arcsin`` returns NaN, as in the official code."""
+    q_gt = gt.q_c2w[None] / np.linalg.norm(gt.q_c2w[None], axis=1, keepdims=True)
+    q_est = est.q_c2w[None] / np.linalg.norm(est.q_c2w[None], axis=1, keepdims=True)
+    sine = _qmult(q_gt[0], _qinverse(q_est[0]))
+    with np.errstate(invalid="ignore"):
+        angle = np.arcsin(np.linalg.norm(sine[1:], keepdims=True)) * _RAD2DEG_X2
+    return float(angle[0])
+
+
+def _project(points: np.ndarray, K: np.ndarray, width: float, height: float) -> np.ndarray:
+    """``reprojection.project``: ``(K @ X^T)^T``, divide by z (no z check), clip x to [0, W], y to [0, H]."""
+    uv_h = (K @ points[:, :3].T).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        uv = uv_h[:, :2] / uv_h[:, -1:]
+    uv[:, 0] = np.clip(uv[:, 0], 0, width)
+    uv[:, 1] = np.clip(uv[:, 1], 0, height)
+    return uv
+
+
+def vcre_px(gt: FramePose, est: FramePose, K: np.ndarray, width: float, height: float) -> float:
+    """Virtual correspondence reprojection error in pixels (``reprojection.reprojection_error``).
+
+    Projects :data:`VCRE_GRID` (GT query camera frame) with ``K`` (the evaluator's float32 matrix),
+    and the same points moved by ``T_est_w2c @ T_gt_c2w``; both projections clipped to
+    ``[0, W] x [0, H]`` (no z check, so points behind the estimated camera still count); returns the
+    mean over the 196 points of the pixel distance. NaN when a projection divides 0 by 0.
+    """
+    uv_gt = _project(VCRE_GRID, K, width, height)
+    est_c2w = np.eye(4)
+    est_c2w[:3, :3] = _quat2mat(est.q_c2w)
+    est_c2w[:3, -1] = est.centre
+    gt_c2w = np.eye(4)
+    gt_c2w[:3, :3] = _quat2mat(gt.q_c2w)
+    gt_c2w[:3, -1] = gt.centre
+    moved = (np.linalg.inv(est_c2w) @ gt_c2w @ VCRE_GRID.T).T
+    uv_est = _project(moved, K, width, height)
+    return float(np.linalg.norm(uv_gt - uv_est, ord=2, axis=1).mean().item())
+
+
+# --- scenes and aggregation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SceneResult:
+    """Per-frame errors of one scene (estimated frames only, GT order) and its failure count.
+
+    Attributes:
+        frame_keys: (n,) int64 evaluated frame keys with an estimate.
+        trans_err_m, rot_err_deg, vcre_px, confidence: (n,) float64.
+        failures: evaluated GT frames without an estimate; for a missing pose file, every GT key of
+            the scene before subsampling (official quirk).
+    """
+
+    frame_keys: np.ndarray
+    trans_err_m: np.ndarray
+    rot_err_deg: np.ndarray
+    vcre_px: np.ndarray
+    confidence: np.ndarray
+    failures: int
+
+    @property
+    def num_estimates(self) -> int:
+        return len(self.frame_keys)
+
+
+def evaluate_scene(gt_poses: Mapping[int, FramePose], est_poses: Mapping[int, FramePose] | None,
+                   intrinsics: Intrinsics, *, subsample: int = SUBSAMPLE, scene: str = "") -> SceneResult:
+    """Per-frame errors of one scene (``compute_scene_metrics``).
+
+    ``gt_poses`` as :func:`load_poses` returns them for ``poses.txt`` (NOT subsampled);
+    ``est_poses`` from the submission, or ``None`` when ``pose_<scene>.txt`` is missing, which makes
+    ``failures = len(gt_poses)`` (all keys, before subsampling: quirk). An evaluated frame with an
+    estimate but no intrinsics, a negative confidence or a non-positive image size raises
+    ``ValueError`` (the official script aborts the whole evaluation there).
+    """
+    if est_poses is None:
+        empty = np.zeros((0,), dtype=np.float64)
+        return SceneResult(np.zeros((0,), np.int64), empty, empty, empty, empty, len(gt_poses))
+    rows: list[tuple[int, float, float, float, float]] = []
+    failures = 0
+    for key, gt in subsample_poses(gt_poses, subsample).items():
+        est = est_poses.get(key)
+        if est is None:
+            failures += 1
+            continue
+        where = f"scene {scene!r} frame key {key}"
+        if key not in intrinsics.K:
+            raise ValueError(f"{where}: no intrinsics for this frame")
+        confidence = float(est.confidence if est.confidence is not None else 0.0)
+        if not confidence >= 0:
+            raise ValueError(f"{where}: confidence must be non-negative, got {confidence}")
+        if not (intrinsics.width > 0 and intrinsics.height > 0):
+            raise ValueError(f"{where}: invalid image size {intrinsics.width} x {intrinsics.height}")
+        rows.append((key, translation_error_m(gt, est), rotation_error_deg(gt, est),
+                     vcre_px(gt, est, intrinsics.K[key], intrinsics.width, intrinsics.height), confidence))
+    cols = list(zip(*rows)) if rows else [(), (), (), (), ()]
+    return SceneResult(np.array(cols[0], dtype=np.int64), *(np.array(c, dtype=np.float64) for c in cols[1:]),
+                       failures=failures)
+
+
+def average_precision(confidence: np.ndarray, accepted: np.ndarray, failures: int) -> float:
+    """Area under the precision/recall curve, as ``utils.precision_recall`` computes it.
+
+    Estimates are sorted by decreasing confidence; at the last index ``k`` of each group of equal
+    confidences, ``precision_k = TP_k / k`` and ``recall_k = k / (N + failures)`` (float32, quirk);
+    ``AP = sum_k (recall_k - recall_{k-1}) precision_k`` with ``recall_0 = 0``. Failures only enter
+    the recall denominator, so they cap the area at ``N / (N + failures)``.
+
+    Args:
+        confidence: (N,) confidences (N >= 1). accepted: (N,) bool, true positives. failures: int >= 0.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    order = np.argsort(conf)[::-1]
+    conf = conf[order]
+    tp = np.asarray(accepted).reshape(-1)[order]
+    ends = np.r_[np.where(np.diff(conf))[0], conf.size - 1]
+    n = conf.shape[0]
+    ranks = np.arange(n, dtype=np.float32) + 1
+    precision = np.cumsum(tp)[ends] / ranks[ends]
+    recall = ranks[ends] / (float(n) + float(failures))
+    last = recall.searchsorted(recall[-1])
+    precision = np.r_[precision[last::-1], 1]
+    recall = np.r_[recall[last::-1], 0]
+    return float(np.abs(np.sum(np.diff(recall) * np.array(precision)[:-1])))
+
+
+@dataclass(frozen=True)
+class MapfreeMetrics:
+    """The official Map-free summary (fractions in [0, 1], errors in m / deg / px) plus counts."""
+
+    avg_median_trans_err_m: float
+    avg_median_rot_err_deg: float
+    avg_median_vcre_px: float
+    precision_pose: float
+    auc_pose: float
+    precision_vcre: float
+    auc_vcre: float
+    estimated_fraction: float
+    num_estimates: int
+    num_failures: int
+
+    def as_dict(self) -> dict[str, float]:
+        """The eight official metrics, keyed as ``mast3r-bench score mapfree`` prints them."""
+        keys = ("avg_median_trans_err_m", "avg_median_rot_err_deg", "avg_median_vcre_px", "precision_pose",
+                "auc_pose", "precision_vcre", "auc_vcre", "estimated_fraction")
+        return {k: float(getattr(self, k)) for k in keys}
+
+
+def aggregate(results: Mapping[str, SceneResult]) -> MapfreeMetrics:
+    """Benchmark summary over scenes (``aggregate_results``).
+
+    Average medians: mean over scenes WITH estimates of each scene's median (failures never enter a
+    median). Precision: ``#(t < 0.25 m and R < 5 deg) / total`` and ``#(VCRE < 90 px) / total``
+    with strict ``<`` and ``total = N_est + failures``. AUC: :func:`average_precision`. Estimated
+    fraction: ``N_est / total``. Scenes are taken in the mapping's order. Raises
+    :class:`NoEstimatesError` when no frame has an estimate (the official script prints no metrics).
+    """
+    with_est = [r for r in results.values() if r.num_estimates > 0]
+    if not with_est:
+        raise NoEstimatesError("the submission does not have any valid pose estimate")
+    failures = sum(int(r.failures) for r in results.values())
+
+    def median_avg(attr: str) -> float:
+        return float(np.mean([np.median(getattr(r, attr)) for r in with_est]))
+
+    def joined(attr: str) -> np.ndarray:
+        return np.concatenate([getattr(r, attr) for r in with_est])
+
+    trans, rot, vcre, conf = (joined(a) for a in ("trans_err_m", "rot_err_deg", "vcre_px", "confidence"))
+    ok_pose = (trans < T_THRESHOLD_M) * (rot < R_THRESHOLD_DEG)
+    ok_vcre = vcre < VCRE_THRESHOLD_PX
+    total = len(trans) + failures
+    return MapfreeMetrics(
+        avg_median_trans_err_m=median_avg("trans_err_m"),
+        avg_median_rot_err_deg=median_avg("rot_err_deg"),
+        avg_median_vcre_px=median_avg("vcre_px"),
+        precision_pose=float(np.sum(ok_pose) / total),
+        auc_pose=average_precision(conf, ok_pose, failures),
+        precision_vcre=float(np.sum(ok_vcre) / total),
+        auc_vcre=average_precision(conf, ok_vcre, failures),
+        estimated_fraction=len(trans) / total,
+        num_estimates=len(trans),
+        num_failures=failures,
+    )
