@@ -147,10 +147,11 @@ def test_faithful_matches_a_torch_float32_evaluation():
     tp = rp[:, 3, :3] / (rp[:, 3, :3].norm(dim=1, keepdim=True) + 1e-15)
     et = torch.acos(torch.sqrt(1 - torch.clamp_min(1 - (tg * tp).sum(1) ** 2, 1e-15)))
     r, t = pm.relative_pose_errors(R_gt, t_gt, R_pr, t_pr)
-    # float32 matmul orders differ (numpy vs torch): a few ulps of the trace, times the tangent slope
-    # ~70 in the extrapolated band, stay below 1e-3 deg.
+    # float32 accumulation orders differ (numpy vs torch): a few ulps of the cosine, times the slope
+    # of acos (~70 in the extrapolated band; 1/sin(angle) for small translation angles, where
+    # float32 acos(sqrt(.)) is ill-conditioned: ~0.03 deg near 0).
     np.testing.assert_allclose(r, (ang * 180 / np.pi).numpy(), atol=1e-3)
-    np.testing.assert_allclose(t, (et * 180 / np.pi).numpy(), atol=1e-3)
+    np.testing.assert_allclose(t, (et * 180 / np.pi).numpy(), atol=0.05)
     assert np.ptp(r) > 1 and np.ptp(t) > 1  # non-trivial errors
     assert r[0] == pytest.approx(QUIRK_ZERO_DEG, abs=1e-3)  # pair (0, 1): identical rotations
 
