@@ -29,7 +29,6 @@ __all__ = [
     "parse_floats",
     "parse_int",
     "ply_vertex_count",
-    "read_ply_vertices",
     "read_hloc_pairs",
     "read_jgz",
     "read_json",
@@ -279,7 +278,7 @@ def json_array(value: Any, shape: tuple[int, ...], path: str | Path, where: str,
     return arr
 
 
-# --- PLY vertices (minimal; DTU STL clouds). Replace by mast3r.ply.read_ply_points once it exists. ---
+# --- PLY header (vertex counts without reading the data; DTU STL clouds are large). ---
 
 _PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
               "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
@@ -296,7 +295,8 @@ def _ply_header(path: Path) -> tuple[str, list[tuple[str, int, list[tuple[str, s
         first = fh.readline()
         if first.strip() != b"ply":
             raise DatasetFormatError(path, 1, "not a PLY file (first line is not 'ply')")
-        fmt, elements, line = "", [], 1
+        elements: list[tuple[str, int, list[tuple[str, str]]]] = []
+        fmt, line = "", 1
         while True:
             raw = fh.readline()
             line += 1
@@ -330,31 +330,3 @@ def ply_vertex_count(path: str | Path) -> int:
         if name == "vertex":
             return count
     raise DatasetFormatError(path, None, "no 'element vertex' in the PLY header")
-
-
-def read_ply_vertices(path: str | Path) -> np.ndarray:
-    """(N, 3) float64 ``x y z`` of the vertex element of an ascii or binary PLY file."""
-    path = Path(path)
-    fmt, elements, offset = _ply_header(path)
-    if not elements or elements[0][0] != "vertex":
-        raise DatasetFormatError(path, None, "the vertex element must come first")
-    _, n, props = elements[0]
-    names = [p for p, _ in props]
-    if any(t == "list" for _, t in props) or not {"x", "y", "z"} <= set(names):
-        raise DatasetFormatError(path, None, "vertex element needs scalar x, y, z properties")
-    if fmt == "ascii":
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            rows = [fh.readline().split() for _ in range(n)]
-        if any(len(r) != len(props) for r in rows):
-            raise DatasetFormatError(path, None, f"expected {n} vertex lines of {len(props)} values")
-        arr = np.array(rows, dtype=np.float64).reshape(n, len(props))
-        return arr[:, [names.index(c) for c in "xyz"]]
-    order = {"binary_little_endian": "<", "binary_big_endian": ">"}.get(fmt)
-    if order is None:
-        raise DatasetFormatError(path, None, f"unknown PLY format {fmt!r}")
-    dtype = np.dtype([(p, order + t) for p, t in props])
-    data = np.fromfile(path, dtype=dtype, count=n, offset=offset)
-    if len(data) != n:
-        raise DatasetFormatError(path, None, f"file holds {len(data)} of the {n} vertices it declares")
-    return np.stack([data[c].astype(np.float64) for c in "xyz"], axis=1)

@@ -40,7 +40,6 @@ from datasets._parse import (
     parse_int,
     ply_vertex_count,
     read_lines,
-    read_ply_vertices,
     require_dir,
     require_file,
     verify_image_size,
@@ -259,12 +258,18 @@ class DtuDataset:
 
 
 def read_ply_points(path: str | Path) -> np.ndarray:
-    """(N, 3) float64 vertices of a PLY point cloud (ascii or binary)."""
-    try:  # the project-wide reader, once mast3r/ply.py provides it
-        from mast3r.ply import read_ply_points as _read  # type: ignore[import-not-found]
-    except ImportError:
-        return read_ply_vertices(path)
-    return np.asarray(_read(path), dtype=np.float64).reshape(-1, 3)
+    """(N, 3) float64 vertices of a PLY point cloud (ascii or binary; ``mast3r.ply``)."""
+    from mast3r.ply import PlyFormatError
+    from mast3r.ply import read_ply_points as _read
+
+    path = Path(path)
+    try:
+        return np.asarray(_read(path), dtype=np.float64).reshape(-1, 3)
+    except FileNotFoundError:
+        raise DatasetFormatError(path, None, "PLY file not found") from None
+    except PlyFormatError as exc:
+        msg = str(exc)
+        raise DatasetFormatError(path, None, msg.removeprefix(f"{path}: ")) from None
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,8 @@ def parse_cutout_name(name: str) -> tuple[str, int, int]:
 
 def _read_matrix(path: Path, lines: list[str], start: int) -> tuple[np.ndarray, int]:
     """4x4 matrix from the next 4 non-blank lines after index ``start``; returns (matrix, next index)."""
-    rows, i = [], start
+    rows: list[np.ndarray] = []
+    i = start
     while len(rows) < 4:
         if i >= len(lines):
             raise DatasetFormatError(path, len(lines), f"unexpected end of file inside a 4x4 matrix "
@@ -172,7 +173,7 @@ class InLocDataset:
 
     def cutouts(self, building: str | None = None) -> list[View]:
         """Database cutouts of ``building`` (or both), sorted by name."""
-        out = []
+        out: list[View] = []
         for b in BUILDINGS if building is None else (building,):
             bdir = require_dir(self.root / "database" / "cutouts" / b, f"InLoc {b} cutout folder")
             out.extend(self._cutout_view(p) for p in sorted(bdir.glob("*/*.jpg")))

@@ -217,9 +217,8 @@ def load_image(view: View, mode: str = "RGB") -> Any:
 
     path = Path(view.image_path)
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im = im.convert(mode)
+        with Image.open(path) as raw:
+            im = ImageOps.exif_transpose(raw).convert(mode)
     except FileNotFoundError:
         raise DatasetFormatError(path, None, f"image of view {view.name!r} not found") from None
     except (UnidentifiedImageError, OSError) as exc:
