@@ -196,6 +196,7 @@ def write_ply(path: str | Path, points: np.ndarray, colors: np.ndarray | None = 
                 rec[name] = values
             f.write(rec.tobytes())
         else:
-            table = np.stack([values.astype(np.float64) for _, _, _, values in fields], axis=1)
+            # round to the stored type first, so that ascii and binary files hold the same values
+            table = np.stack([values.astype(dt).astype(np.float64) for _, _, dt, values in fields], axis=1)
             fmt = " ".join("%d" if dt == "u1" else "%.17g" if double else "%.9g" for _, _, dt, _ in fields)
             np.savetxt(f, table, fmt=fmt)
