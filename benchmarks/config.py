@@ -94,8 +94,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if value is None:
         return None
     if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _coerce(value, args[0], where) if len(args) == 1 else value
+        members = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _coerce(value, members[0], where) if len(members) == 1 else value
     if origin is tuple and isinstance(value, list):
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:

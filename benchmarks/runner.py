@@ -21,6 +21,12 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
   ``match(view0, view1, gt=adapter.gt_correspondences(sample, i, j))`` (see
   :mod:`benchmarks.matchers.doubles`).
 
+Optional adapter attributes the runner uses when present: ``root`` (the dataset folder, recorded in
+the manifest), ``dataset_checksum() -> str`` (instead of hashing the listing of ``root``: worth it
+for benchmarks with millions of files), ``gt_correspondences(sample, i, j)`` (for ground-truth
+matchers), ``title`` (table caption) and the class attribute ``data_dir`` (folder name under the
+data root; default: the benchmark name).
+
 Testing hook: ``MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE=<seconds>`` sleeps before each sample (used by the
 SIGKILL test to land the kill mid-run).
 """
@@ -225,9 +231,11 @@ class Runner:
                 log.info("%s: finished (%d records); nothing to do", run_dir.path, len(records))
                 return self._result(run_dir, summary, len(samples), records, 0)
             adapter_root = Path(getattr(self.adapter, "root", self.data_root))
+            checksum_fn = getattr(self.adapter, "dataset_checksum", None)
+            checksum = checksum_fn() if callable(checksum_fn) else dataset_checksum(adapter_root)
             manifest = {
                 **base_manifest(device=self.device, data_root=self.data_root, dataset_root=adapter_root,
-                                dataset_checksum=dataset_checksum(adapter_root), seed=self.seed),
+                                dataset_checksum=checksum, seed=self.seed),
                 "key": spec.key, "bench": spec.bench, "matcher": spec.matcher,
                 "started": manifest.get("started", now_iso()), "resumed": manifest.get("resumed", -1) + 1,
                 "status": "running", "limit": self.limit, "counts": {"expected": len(samples),
@@ -286,7 +294,7 @@ def default_device(matcher_cls: type) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def resolve_configs(adapter_cls: type, matcher_cls: type,
+def resolve_configs(adapter_cls: Any, matcher_cls: Any,
                     overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Default configs of the two classes with ``key=value`` overrides routed and applied:
     ``{"matcher": ..., "adapter": ..., "estimator": ...}``."""

@@ -311,7 +311,7 @@ class CorrespondenceCache:
 
     def put(self, pair_key: str, corrs: Correspondences) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        arrays = {"pts0": corrs.pts0, "pts1": corrs.pts1, "scores": corrs.scores}
+        arrays: dict[str, Any] = {"pts0": corrs.pts0, "pts1": corrs.pts1, "scores": corrs.scores}
         for name in ("pts3d0", "pts3d1"):
             if getattr(corrs, name) is not None:
                 arrays[name] = getattr(corrs, name)

@@ -250,3 +250,14 @@ def test_resolve_configs_routes_overrides():
     cfgs = resolve_configs(ToyAdapter, CountingMatcher, {"per_sample": "4", "estimator.scale": "2"})
     assert cfgs == {"matcher": CountConfig(per_sample=4), "adapter": ToyConfig(),
                     "estimator": ToyEstimator(2.0)}
+
+
+def test_adapter_may_provide_its_dataset_checksum(tmp_path):
+    class Fingerprinted(ToyAdapter):
+        def dataset_checksum(self):
+            return "official-v1.1"
+
+    res = make(tmp_path, adapter_cls=Fingerprinted)[0].run()
+    assert res.run_dir.read_manifest()["dataset_checksum"] == "official-v1.1"
+    plain = make(tmp_path, results="plain")[0].run()
+    assert plain.run_dir.read_manifest()["dataset_checksum"] is None  # the toy data folder does not exist
