@@ -47,12 +47,11 @@ def write_pair_ply(path: str | Path, pts3d0: Any, pts3d1: Any = None, colors0: A
     if pts3d1 is not None:
         parts.append(_points_and_colors(pts3d1, colors1, mask1))
     pts = np.concatenate([p for p, _ in parts])
-    have_colors = all(c is not None for _, c in parts)
-    colors = None
-    if have_colors:
-        cols = [c if c.dtype == np.uint8 else np.clip(np.rint(c * 255.0), 0, 255).astype(np.uint8)
-                for _, c in parts]  # type: ignore[union-attr]
-        colors = np.concatenate(cols)
+    colors: np.ndarray | None = None
+    cols = [c for _, c in parts if c is not None]
+    if len(cols) == len(parts):
+        as_u8 = [c if c.dtype == np.uint8 else np.clip(np.rint(c * 255.0), 0, 255).astype(np.uint8) for c in cols]
+        colors = np.concatenate(as_u8)
     write_ply(path, pts, colors, binary=binary)
     return len(pts)
 
