@@ -20,6 +20,11 @@ def _np(x: Any, dtype: Any = np.float64) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+def _to_u8(colors: np.ndarray) -> np.ndarray:
+    """Float colours in [0, 1] -> uint8."""
+    return np.clip(np.rint(colors.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
 def _points_and_colors(pts: Any, colors: Any, mask: Any) -> tuple[np.ndarray, np.ndarray | None]:
     p = _np(pts).reshape(-1, 3)
     keep = np.isfinite(p).all(1)
@@ -50,8 +55,7 @@ def write_pair_ply(path: str | Path, pts3d0: Any, pts3d1: Any = None, colors0: A
     colors: np.ndarray | None = None
     cols = [c for _, c in parts if c is not None]
     if len(cols) == len(parts):
-        as_u8 = [c if c.dtype == np.uint8 else np.clip(np.rint(c * 255.0), 0, 255).astype(np.uint8) for c in cols]
-        colors = np.concatenate(as_u8)
+        colors = np.concatenate([c if c.dtype == np.uint8 else _to_u8(c) for c in cols])
     write_ply(path, pts, colors, binary=binary)
     return len(pts)
 
