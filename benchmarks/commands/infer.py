@@ -1,0 +1,97 @@
+"""``mast3r-bench infer``: run the network on one image pair and save its outputs as ``.npz``.
+
+Keys written (batch dimension removed, float32): ``pts3d0 conf0 desc0 desc_conf0`` (view 0) and
+``pts3d1 conf1 desc1 desc_conf1`` (view 1; ``pts3d1`` in camera 0's frame), ``true_shape0/1``
+(int32 ``[H, W]`` network sizes), ``orig_size0/1`` (int32 ``[W0, H0]``) and ``orig_from_net0/1``
+(3x3 float64 maps from network pixels to original pixels, centres at integers). DUSt3R checkpoints
+have no ``desc*`` keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mast3r.config import ConfigError
+from mast3r.preprocess import ImageLoadError, load_image
+from mast3r.weights import CheckpointError, load_model
+
+log = logging.getLogger(__name__)
+
+_AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "infer",
+        help="run MASt3R/DUSt3R on one image pair and write its outputs to an .npz file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("img0", type=Path, help="first image (view 0: the reference camera)")
+    p.add_argument("img1", type=Path, help="second image (view 1)")
+    p.add_argument("--checkpoint", required=True, type=Path, help="official .pth, state dict or .safetensors")
+    p.add_argument("--out", required=True, type=Path, help="output .npz path")
+    p.add_argument(
+        "--size", type=int, default=512, help="long side in pixels (224: short side + square crop)"
+    )
+    p.add_argument("--square-ok", action="store_true", help="keep square images square (no 4:3 crop)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype for encoder/decoders")
+    p.set_defaults(func=handler)
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def handler(args: argparse.Namespace) -> int:
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        images = [
+            load_image(args.img0, args.size, args.square_ok),
+            load_image(args.img1, args.size, args.square_ok),
+        ]
+        t0 = time.perf_counter()
+        model = load_model(args.checkpoint, device=device)
+        log.info(
+            "loaded %s (%s, sha256 %s) in %.1f s",
+            args.checkpoint,
+            model.config.name,
+            model.checksum,
+            time.perf_counter() - t0,
+        )
+        with torch.inference_mode():
+            out = model(
+                images[0].img.to(device), images[1].img.to(device), autocast_dtype=_AMP[args.amp]
+            ).cpu()
+    except (CheckpointError, ConfigError, ImageLoadError, ValueError, RuntimeError, AssertionError) as exc:
+        log.debug("infer failed", exc_info=True)
+        print(f"mast3r-bench infer: error: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    arrays: dict[str, np.ndarray] = {}
+    for i, (view, im) in enumerate(zip((out.view0, out.view1), images)):
+        for name, tensor in view.items():
+            arrays[f"{name}{i}"] = tensor[0].float().numpy()
+        arrays[f"true_shape{i}"] = np.asarray(im.true_shape, dtype=np.int32)
+        arrays[f"orig_size{i}"] = np.asarray(im.orig_size, dtype=np.int32)
+        arrays[f"orig_from_net{i}"] = im.orig_from_net
+    _save_npz_atomic(args.out, arrays)
+    log.info("wrote %s (%s)", args.out, ", ".join(sorted(arrays)))
+    return 0
