@@ -176,6 +176,7 @@ def _condition(benchmark: str, name: str, explicit: str | None, building_map: di
     if explicit is not None:
         return explicit
     parts = name.replace("\\", "/").split("/")
+    found: list[str]
     if benchmark == "aachen":
         found = [c for c in ("day", "night") if c in parts[:-1]]
     else:
@@ -228,6 +229,8 @@ def _score_dtu(args: argparse.Namespace) -> dict[str, Any]:
     from mast3r.ply import read_ply_points
 
     gt = read_dtu_gt(args.gt_root, args.scan)
+    if gt.stl_points is None:
+        raise ValueError(f"{args.gt_root}: no STL points for scan {args.scan}")
     points = read_ply_points(args.ply)
     result = dtu_chamfer(points, gt.stl_points, gt.obs_mask, gt.bb, gt.res, gt.plane,
                          shuffle=not args.no_shuffle, seed=args.seed)

@@ -270,7 +270,7 @@ def rotation_error_deg(gt: FramePose, est: FramePose) -> float:
     q_est = est.q_c2w[None] / np.linalg.norm(est.q_c2w[None], axis=1, keepdims=True)
     sine = _qmult(q_gt[0], _qinverse(q_est[0]))
     with np.errstate(invalid="ignore"):
-        angle = np.arcsin(np.linalg.norm(sine[1:], keepdims=True)) * _RAD2DEG_X2
+        angle = np.arcsin(np.linalg.norm(sine[1:], None, None, True)) * _RAD2DEG_X2  # keepdims
     return float(angle[0])
 
 
@@ -361,8 +361,8 @@ def evaluate_scene(gt_poses: Mapping[int, FramePose], est_poses: Mapping[int, Fr
         rows.append((key, translation_error_m(gt, est), rotation_error_deg(gt, est),
                      vcre_px(gt, est, intrinsics.K[key], intrinsics.width, intrinsics.height), confidence))
     cols = list(zip(*rows)) if rows else [(), (), (), (), ()]
-    return SceneResult(np.array(cols[0], dtype=np.int64), *(np.array(c, dtype=np.float64) for c in cols[1:]),
-                       failures=failures)
+    trans, rot, vcre, conf = (np.array(c, dtype=np.float64) for c in cols[1:])
+    return SceneResult(np.array(cols[0], dtype=np.int64), trans, rot, vcre, conf, failures)
 
 
 def average_precision(confidence: np.ndarray, accepted: np.ndarray, failures: int) -> float:
