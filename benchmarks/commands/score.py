@@ -135,6 +135,8 @@ def _read_text(path: Path) -> str:
 
 def _score_mapfree(args: argparse.Namespace) -> dict[str, Any]:
     split_dir = _mapfree_split_dir(args.data, args.split)
+    # Every folder is a scene, as in the official script (which takes them in iterdir order; sorting
+    # only changes the summation order of the average of medians, at the last bit).
     scenes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     if not scenes:
         raise ValueError(f"{split_dir}: no scene folders")

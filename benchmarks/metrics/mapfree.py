@@ -338,7 +338,8 @@ def evaluate_scene(gt_poses: Mapping[int, FramePose], est_poses: Mapping[int, Fr
     ``est_poses`` from the submission, or ``None`` when ``pose_<scene>.txt`` is missing, which makes
     ``failures = len(gt_poses)`` (all keys, before subsampling: quirk). An evaluated frame with an
     estimate but no intrinsics, a negative confidence or a non-positive image size raises
-    ``ValueError`` (the official script aborts the whole evaluation there).
+    ``ValueError`` (the official script aborts the whole evaluation there). An estimate without a
+    confidence (``FramePose.confidence is None``, in-process use only) counts as confidence 0.
     """
     if est_poses is None:
         empty = np.zeros((0,), dtype=np.float64)

@@ -143,6 +143,10 @@ def relative_pose_errors(R_gt: np.ndarray, t_gt: np.ndarray, R_pred: np.ndarray,
         (:func:`all_pairs`); float32 when ``faithful`` else float64. The relative pose of a pair is
         ``inv(M_i) M_j`` (the OpenCV ``T_i->j = [R_j R_i^T | t_j - R_j R_i^T t_i]`` up to the axis flip,
         which changes no angle).
+
+    Failed estimates should be NaN (they fail every threshold). In faithful mode a relative
+    rotation whose trace leaves ``[-1 - 1e-4, 3 + 1e-4]`` (not a rotation) raises ``ValueError``,
+    as PyTorch3D does.
     """
     R_gt, t_gt = _check(R_gt, t_gt, "ground truth")
     R_pred, t_pred = _check(R_pred, t_pred, "prediction")
