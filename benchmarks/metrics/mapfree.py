@@ -32,6 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.metrics._geometry import rotmat_to_quat_wxyz, split_pose
+from benchmarks.metrics._transforms3d import qinverse as _qinverse
+from benchmarks.metrics._transforms3d import qmult as _qmult
+from benchmarks.metrics._transforms3d import quat2mat as _quat2mat
+from benchmarks.metrics._transforms3d import to_cam2world as _to_cam2world
 
 __all__ = [
     "T_THRESHOLD_M", "R_THRESHOLD_DEG", "VCRE_THRESHOLD_PX", "SUBSAMPLE", "VCRE_GRID",
@@ -103,53 +107,6 @@ class Intrinsics:
 
 class NoEstimatesError(ValueError):
     """No GT frame of any scene has an estimate (the official script prints an error and no metrics)."""
-
-
-# --- quaternion helpers with transforms3d's arithmetic (same operations, same rounding) ----------------
-
-
-def _qmult(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 + y1 * w2 + z1 * x2 - x1 * z2,
-        w1 * z2 + z1 * w2 + x1 * y2 - y1 * x2,
-    ])
-
-
-def _qconj(q: np.ndarray) -> np.ndarray:
-    return np.array(q) * np.array([1.0, -1, -1, -1])
-
-
-def _qinverse(q: np.ndarray) -> np.ndarray:
-    """transforms3d ``qinverse``: ``conj(q) / |q|`` (not ``/ |q|^2``: a unit quaternion for any q)."""
-    return _qconj(q) / np.sqrt(np.dot(q, q))
-
-
-def _quat2mat(q: np.ndarray) -> np.ndarray:
-    """transforms3d ``quat2mat`` (normalises by ``|q|^2``; identity below float64 eps)."""
-    w, x, y, z = q
-    n = w * w + x * x + y * y + z * z
-    if n < np.finfo(np.float64).eps:
-        return np.eye(3)
-    s = 2.0 / n
-    X, Y, Z = x * s, y * s, z * s
-    wX, wY, wZ = w * X, w * Y, w * Z
-    xX, xY, xZ = x * X, x * Y, x * Z
-    yY, yZ, zZ = y * Y, y * Z, z * Z
-    return np.array([[1.0 - (yY + zZ), xY - wZ, xZ + wY],
-                     [xY + wZ, 1.0 - (xX + zZ), yZ - wX],
-                     [xZ - wY, yZ + wX, 1.0 - (xX + yY)]])
-
-
-def _to_cam2world(q: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``utils.convert_world2cam_to_cam2world``: ``q_inv = qinverse(q)``, ``c = -rotate(t, q_inv)``."""
-    q_inv = _qinverse(q)
-    v = np.zeros((4,))
-    v[1:] = t
-    return q_inv, -_qmult(q_inv, _qmult(v, _qconj(q_inv)))[1:]
 
 
 # --- parsing ----------------------------------------------------------------------------------------------
