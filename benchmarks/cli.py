@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
         # `mast3r-bench` alone runs the main job, like `mast3r-bench run`.
-        args = parser.parse_args([*(argv or sys.argv[1:]), "run"])
+        args = parser.parse_args([*(sys.argv[1:] if argv is None else argv), "run"])
     return int(args.func(args) or 0)
 
 
