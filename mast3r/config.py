@@ -236,6 +236,11 @@ def _validate(cfg: ModelConfig) -> None:
         fail(f"head_type {cfg.head_type!r} supports output_mode 'pts3d' only, got {cfg.output_mode!r}")
     if cfg.head_type in ("dpt", "catmlp+dpt") and cfg.dec_depth <= 9:
         fail(f"DPT heads need dec_depth > 9, got {cfg.dec_depth}")
+    if cfg.patch_embed_cls == "ManyAR_PatchEmbed":
+        fail(
+            "patch_embed_cls 'ManyAR_PatchEmbed' (transposes portrait inputs) is training-only; the official "
+            "loader replaces it by 'PatchEmbedDust3R'"
+        )
     if cfg.patch_embed_cls not in PATCH_EMBED_CLASSES:
         fail(f"patch_embed_cls {cfg.patch_embed_cls!r} not in {PATCH_EMBED_CLASSES}")
     if not (cfg.pos_embed.startswith("RoPE") and _is_number(cfg.pos_embed[4:])):

@@ -71,8 +71,12 @@ def test_official_loader_rewrite_on_stored_training_string():
     assert (cfg.dec_embed_dim, cfg.dec_depth, cfg.dec_num_heads) == (128, 12, 2)
     assert cfg.name == "custom"
     # without the rewrite, the class default landscape_only=True is a training-only mode we refuse
-    with pytest.raises(ConfigError, match="landscape_only"):
+    with pytest.raises(ConfigError, match="ManyAR_PatchEmbed"):
         ModelConfig.from_args_string(SMALL_STRING, loader_rewrite=False)
+    with pytest.raises(ConfigError, match="landscape_only"):
+        ModelConfig.from_args_string(
+            SMALL_STRING.replace("ManyAR_PatchEmbed", "PatchEmbedDust3R"), loader_rewrite=False
+        )
 
 
 def test_released_224_training_command_fills_official_defaults():

@@ -194,3 +194,41 @@ def test_benchmark_forward_small_cpu(benchmark, small_model, forward_ref):
 
     out = benchmark(run)
     assert out.view0.pts3d.shape == (1, 96, 128, 3) and math.isfinite(float(out.view0.conf.mean()))
+
+
+@pytest.mark.gpu
+def test_cuda_matches_reference_without_host_syncs(small_model, forward_ref, check_reference):
+    """CUDA float32 (TF32 off) matches the official CPU outputs; forward never synchronises with the host."""
+    model = Mast3r.from_config(small_model.config, device="cuda")
+    model.load_state_dict(small_model.state_dict())
+    for pair in ("p2", "p3"):
+        ref = forward_ref[pair]
+        a, b = (torch.from_numpy(ref[k]).cuda() for k in ("view1_img", "view2_img"))
+        model(a, b)  # warm-up: RoPE tables are built (and cached) on first use
+        torch.cuda.synchronize()
+        previous = torch.cuda.get_sync_debug_mode()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+                out = model(a, b)
+        finally:
+            torch.cuda.set_sync_debug_mode(previous)
+        check_reference(out.cpu(), ref)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_cuda_autocast_and_odd_grid_512x336(small_model, dtype):
+    model = Mast3r.from_config(small_model.config, device="cuda")
+    model.load_state_dict(small_model.state_dict())
+    torch.manual_seed(8)
+    a = torch.randn(2, 3, 336, 512, device="cuda").clamp(-1, 1)  # 21 x 32 tokens: DPT crop
+    b = torch.randn(2, 3, 512, 336, device="cuda").clamp(-1, 1)  # portrait partner
+    with torch.inference_mode():
+        exact = model(a, b)
+        out = model(a, b, autocast_dtype=dtype)
+    assert out.view0.pts3d.shape == (2, 336, 512, 3) and out.view1.desc.shape == (2, 512, 336, 24)
+    for got, want in ((out.view0, exact.view0), (out.view1, exact.view1)):
+        assert got.pts3d.dtype == torch.float32
+        assert (got.desc * want.desc).sum(-1).median() > 0.9
+        assert ((got.pts3d - want.pts3d).norm(dim=-1) / want.pts3d.norm(dim=-1)).median() < 0.1
