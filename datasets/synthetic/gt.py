@@ -59,19 +59,17 @@ def project(points_world: np.ndarray, K: np.ndarray,
 
 
 def sample_depth(depth: np.ndarray, pix: np.ndarray) -> np.ndarray:
-    """Depths (N, 4) of the 2x2 pixel neighbourhood of each (N, 2) sub-pixel position (NaN outside
-    the image or where invalid)."""
+    """Depths (N, 4) of the pixels ``(floor|ceil(x), floor|ceil(y))`` around each (N, 2) sub-pixel
+    position (one pixel, repeated, at integer positions); NaN outside the image or where invalid."""
     depth = np.asarray(depth, np.float64)
     h, w = depth.shape
-    x0 = np.floor(pix[:, 0]).astype(np.int64)
-    y0 = np.floor(pix[:, 1]).astype(np.int64)
+    xs = (np.floor(pix[:, 0]).astype(np.int64), np.ceil(pix[:, 0]).astype(np.int64))
+    ys = (np.floor(pix[:, 1]).astype(np.int64), np.ceil(pix[:, 1]).astype(np.int64))
     out = np.full((len(pix), 4), np.nan)
-    for k, (dx, dy) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
-        xx, yy = x0 + dx, y0 + dy
+    for k, (xx, yy) in enumerate(((xs[0], ys[0]), (xs[1], ys[0]), (xs[0], ys[1]), (xs[1], ys[1]))):
         ok = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
         vals = depth[yy[ok], xx[ok]]
-        vals = np.where(np.isfinite(vals) & (vals > 0), vals, np.nan)
-        out[ok, k] = vals
+        out[ok, k] = np.where(np.isfinite(vals) & (vals > 0), vals, np.nan)
     return out
 
 
@@ -84,7 +82,8 @@ def gt_correspondences(depth0: np.ndarray, K0: np.ndarray, cam0_from_world: np.n
     Every valid pixel centre of view 0 (on a ``stride`` grid) is back-projected with ``depth0`` and
     projected into view 1. It is kept when it lands inside view 1 (``-0.5 <= x < W - 0.5``, same
     for y) in front of the camera and is not occluded: its z-depth in camera 1 agrees with at least
-    one of the four valid ``depth1`` pixels around the projection to ``occlusion_tol`` (relative).
+    one of the (up to four) valid ``depth1`` pixels around the projection, ``floor``/``ceil`` of
+    each coordinate, to ``occlusion_tol`` (relative).
 
     Args:
         depth0, depth1: (H0, W0), (H1, W1) z-depth maps (invalid: <= 0 or non-finite).
