@@ -83,6 +83,8 @@ class CoarseToFineResult:
         conf: (N,) float32 confidences from ``match_crops``.
         windows0, windows1: (S, 4) int64 selected window pairs ``[x0, y0, x1, y1]``, in selection order.
         pair_index: (N,) int64 index of the window pair each match comes from.
+        source_index: (N,) int64 row of each match in the concatenation of all ``match_crops``
+            results (in call order), e.g. to look up per-crop extras.
     """
 
     xy0: np.ndarray
@@ -91,6 +93,7 @@ class CoarseToFineResult:
     windows0: np.ndarray
     windows1: np.ndarray
     pair_index: np.ndarray
+    source_index: np.ndarray
 
     def __len__(self) -> int:
         return len(self.xy0)
@@ -303,7 +306,7 @@ def fine_match(image0: np.ndarray, image1: np.ndarray, windows0: np.ndarray, win
     conf = np.concatenate(cs) if cs else np.zeros(0, np.float32)
     pair = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     keep = dedupe_matches(xy0, xy1, conf)
-    return CoarseToFineResult(xy0[keep], xy1[keep], conf[keep], windows0, windows1, pair[keep])
+    return CoarseToFineResult(xy0[keep], xy1[keep], conf[keep], windows0, windows1, pair[keep], keep)
 
 
 def coarse_to_fine_match(image0: np.ndarray, image1: np.ndarray, coarse_xy0: np.ndarray,

@@ -1,0 +1,177 @@
+"""``mast3r-bench match``: match one image pair with MASt3R (FRM, dense mutual NN, coarse-to-fine).
+
+Keys written to the ``.npz``:
+
+* ``xy0``, ``xy1``: (N, 2) int32 ``(x, y)`` network pixels of the matches (with
+  ``--coarse-to-fine``: network pixels inside the window crop given by ``pair_index``);
+* ``pts0``, ``pts1``: (N, 2) float64 ``(x, y)`` in ORIGINAL image pixels (centres at integers);
+* ``conf``: (N,) float32 match confidence (``--conf-mode`` of the two ``desc_conf``);
+* ``true_shape0/1`` (int32 ``[H, W]`` network sizes), ``orig_size0/1`` (int32 ``[W0, H0]``);
+* FRM only: ``query_sizes`` (int64 iteration trace); coarse-to-fine only: ``windows0``,
+  ``windows1`` ((S, 4) int64 ``[x0, y0, x1, y1]`` in the working image), ``pair_index`` (N,)
+  and ``c2f_scale`` (original pixels per working-image pixel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+
+from mast3r.coarse_to_fine import CoarseToFineConfig, coarse_to_fine_match
+from mast3r.config import ConfigError
+from mast3r.matching import FRMConfig, MatchingInputError, match_descriptors
+from mast3r.preprocess import ImageLoadError, PreparedImage, load_image, preprocess_pil, stack_images
+from mast3r.weights import CheckpointError, load_model
+
+log = logging.getLogger(__name__)
+
+_AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "match",
+        help="match one image pair with MASt3R (FRM, dense NN or coarse-to-fine) into an .npz file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("img0", type=Path, help="first image (view 0)")
+    p.add_argument("img1", type=Path, help="second image (view 1)")
+    p.add_argument("--checkpoint", required=True, type=Path, help="official .pth, state dict or .safetensors")
+    p.add_argument("--out", required=True, type=Path, help="output .npz path")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--subsample", type=int, default=8, help="FRM seed grid step in pixels (default 8)")
+    how.add_argument("--dense", action="store_true", help="exhaustive mutual NN instead of FRM")
+    p.add_argument("--border", type=int, default=3, help="drop matches this close to a border (default 3)")
+    p.add_argument("--conf-mode", choices=("min", "geomean"), default="min", help="per-match confidence")
+    p.add_argument("--backend", choices=("auto", "torch", "faiss"), default="auto", help="NN search backend")
+    p.add_argument("--size", type=int, default=512, help="network long side in pixels (default 512)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype for encoder/decoders")
+    c2f = p.add_argument_group("coarse-to-fine (paper §3.4)")
+    c2f.add_argument("--coarse-to-fine", action="store_true", help="refine with matching of window crops")
+    c2f.add_argument("--c2f-max-size", type=int, default=0,
+                     help="downscale the originals to this long side first (0: original resolution)")
+    c2f.add_argument("--c2f-window", type=int, default=512, help="window long side in pixels (default 512)")
+    c2f.add_argument("--c2f-batch", type=int, default=16, help="crop pairs per forward pass (default 16)")
+    p.set_defaults(func=handler)
+
+
+def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _match_prepared(model: Any, ims0: list[PreparedImage], ims1: list[PreparedImage], cfg: FRMConfig,
+                    device: str, amp: torch.dtype | None) -> list[Any]:
+    """Forward a batch of same-size pairs and match each: list of :class:`PixelMatches`."""
+    with torch.inference_mode():
+        out = model(stack_images(ims0).to(device), stack_images(ims1).to(device), autocast_dtype=amp)
+    v0, v1 = out.view0, out.view1
+    if v0.desc is None or v1.desc is None:
+        raise ValueError("the checkpoint has no descriptor head (a DUSt3R model cannot match)")
+    return [match_descriptors(v0.desc[b], v1.desc[b], v0.desc_conf[b], v1.desc_conf[b], cfg)
+            for b in range(len(ims0))]
+
+
+def _open_rgb(path: Path, max_size: int) -> tuple[np.ndarray, float]:
+    """EXIF-oriented RGB uint8 array, downscaled to ``max_size`` long side (0: kept); returns the
+    scale (original pixels per working pixel)."""
+    try:
+        with PIL.Image.open(path) as pil:
+            img = PIL.ImageOps.exif_transpose(pil).convert("RGB")
+    except (OSError, PIL.UnidentifiedImageError) as exc:
+        raise ImageLoadError(f"{path}: unreadable image ({exc})") from None
+    w, h = img.size
+    if max_size and max(w, h) > max_size:
+        s = max_size / max(w, h)
+        img = img.resize((round(w * s), round(h * s)), PIL.Image.Resampling.LANCZOS)
+    return np.asarray(img), w / img.size[0]
+
+
+def _prepare_crop(crop: np.ndarray, size: int) -> PreparedImage:
+    """A window crop (already at network size) through the official preprocessing, kept square."""
+    return preprocess_pil(PIL.Image.fromarray(np.ascontiguousarray(crop)), size, True)
+
+
+def _run_c2f(model: Any, args: argparse.Namespace, cfg: FRMConfig, device: str, pts0: np.ndarray,
+             pts1: np.ndarray) -> dict[str, np.ndarray]:
+    full0, s0 = _open_rgb(args.img0, args.c2f_max_size)
+    full1, s1 = _open_rgb(args.img1, args.c2f_max_size)
+    crop_xy: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def match_crops(crops0: list[np.ndarray], crops1: list[np.ndarray]) -> list[tuple[Any, Any, Any]]:
+        ims0 = [_prepare_crop(c, args.c2f_window) for c in crops0]
+        ims1 = [_prepare_crop(c, args.c2f_window) for c in crops1]
+        results = []
+        for m, a, b in zip(_match_prepared(model, ims0, ims1, cfg, device, _AMP[args.amp]), ims0, ims1):
+            crop_xy.append((m.xy0, m.xy1))
+            results.append((a.net_to_orig(m.xy0), b.net_to_orig(m.xy1), m.conf))
+        return results
+
+    c2f_cfg = CoarseToFineConfig(window_size=args.c2f_window, max_batch=args.c2f_batch)
+    coarse0, coarse1 = (pts0 + 0.5) / s0 - 0.5, (pts1 + 0.5) / s1 - 0.5  # original -> working pixels
+    res = coarse_to_fine_match(full0, full1, coarse0, coarse1, match_crops, c2f_cfg)
+    # network pixels of each kept match (rows of the concatenated crop results)
+    all0 = np.concatenate([a for a, _ in crop_xy]) if crop_xy else np.zeros((0, 2), np.int32)
+    all1 = np.concatenate([b for _, b in crop_xy]) if crop_xy else np.zeros((0, 2), np.int32)
+    return {
+        "xy0": all0[res.source_index].astype(np.int32), "xy1": all1[res.source_index].astype(np.int32),
+        "pts0": (res.xy0 + 0.5) * s0 - 0.5, "pts1": (res.xy1 + 0.5) * s1 - 0.5,
+        "conf": res.conf.astype(np.float32), "windows0": res.windows0, "windows1": res.windows1,
+        "pair_index": res.pair_index, "c2f_scale": np.array([s0, s1]),
+    }
+
+
+def handler(args: argparse.Namespace) -> int:
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        cfg = FRMConfig(subsample=args.subsample, border=args.border, conf_mode=args.conf_mode,
+                        backend=args.backend, dense=args.dense)
+        images = [load_image(args.img0, args.size), load_image(args.img1, args.size)]
+        t0 = time.perf_counter()
+        model = load_model(args.checkpoint, device=device)
+        log.info("loaded %s in %.1f s", args.checkpoint, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        (m,) = _match_prepared(model, images[:1], images[1:], cfg, device, _AMP[args.amp])
+        log.info("%d matches in %.2f s (forward + matching)", len(m), time.perf_counter() - t0)
+        arrays: dict[str, np.ndarray] = {
+            "xy0": m.xy0, "xy1": m.xy1, "conf": m.conf,
+            "pts0": images[0].net_to_orig(m.xy0), "pts1": images[1].net_to_orig(m.xy1),
+        }
+        if m.stats is not None:
+            arrays["query_sizes"] = np.asarray(m.stats.query_sizes, np.int64)
+        if args.coarse_to_fine:
+            t0 = time.perf_counter()
+            arrays.update(_run_c2f(model, args, cfg, device, arrays["pts0"], arrays["pts1"]))
+            log.info("coarse-to-fine: %d matches from %d window pairs in %.2f s", len(arrays["conf"]),
+                     len(arrays["windows0"]), time.perf_counter() - t0)
+    except (CheckpointError, ConfigError, ImageLoadError, MatchingInputError, ValueError,
+            RuntimeError) as exc:
+        log.debug("match failed", exc_info=True)
+        print(f"mast3r-bench match: error: {exc}".splitlines()[0], file=sys.stderr)
+        return 2
+    for i, im in enumerate(images):
+        arrays[f"true_shape{i}"] = np.asarray(im.true_shape, dtype=np.int32)
+        arrays[f"orig_size{i}"] = np.asarray(im.orig_size, dtype=np.int32)
+    _save_npz_atomic(args.out, arrays)
+    log.info("wrote %s: %d matches", args.out, len(arrays["conf"]))
+    return 0
