@@ -17,8 +17,8 @@ say ``W/2`` as the real ones do); ``k = 0`` (renders are distortion-free). 3D po
 points seen from a database image, kept when at least two database images see them (exact depth
 test); 2D observations are their exact projections. Retrieval ranks database images by true
 co-visibility. The query ground truth (hidden in the real benchmark) is in
-``_synthetic/query_poses.txt`` (``name qw qx qy qz tx ty tz``, world-to-camera, names relative to
-``images_upright/``) and ``_synthetic/views.json``.
+``_synthetic/query_poses.txt`` (``name qw qx qy qz tx ty tz condition``, world-to-camera, names
+relative to ``images_upright/``, condition ``day``/``night``) and ``_synthetic/views.json``.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def write(root: Path, rng: np.random.Generator, bank: TextureBank, cfg: Config) 
             side.add_view(f"images_upright/{name}", K, P, r.depth,
                           meta={"kind": "query", "name": name, "condition": cond, "device": device})
             lists[cond].append(camera_line(name, K, cfg.width, cfg.height))
-            gt_lines.append(" ".join([name, *pose_tokens(P)]))
+            gt_lines.append(" ".join([name, *pose_tokens(P), cond]))
             scores = []
             for j in range(cfg.n_db):
                 p0, _ = gt_correspondences(r.depth, K, P, db_depth[j], db_K[j], db_P[j], stride=8)

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from datasets.synthetic import gt_matches
 from datasets.synthetic.geometry import relative_pose, viewpoint_angle_deg, viewpoint_bucket
 from datasets.synthetic.gt import epipolar_distance
 from datasets.synthetic.sidecar import Sidecar
@@ -88,3 +89,13 @@ def test_pairs_record_viewpoint_buckets_consistent_with_poses(suite):
         T = relative_pose(t0.cam_from_world, t1.cam_from_world)
         assert epipolar_distance(pts0, pts1, t0.K, t1.K, T).max() < 1e-3
         assert np.isfinite(pts1).all()
+        via_api = gt_matches(out / bench / p["view0"], out / bench / p["view1"], stride=2)
+        np.testing.assert_array_equal(via_api[0], pts0[np.all(pts0 % 2 == 0, axis=1)])
+
+
+@pytest.mark.slow
+def test_default_suite_covers_every_viewpoint_bucket(tmp_path):
+    result = write_suite(tmp_path, seed=0, size="default", workers=2)
+    for bench, m in result["benchmarks"].items():
+        buckets = m["summary"]["sidecar"]["pairs_per_bucket"]
+        assert set(buckets) == {"0-30", "30-60", "60-90", "90-180"}, bench
