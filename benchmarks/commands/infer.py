@@ -16,17 +16,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
-from mast3r.config import ConfigError
-from mast3r.preprocess import ImageLoadError, load_image
-from mast3r.weights import CheckpointError, load_model
+if TYPE_CHECKING:  # heavy imports happen in the handler: `mast3r-bench --help` stays fast
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
-_AMP = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+_AMP = ("none", "bf16", "fp16")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,11 +42,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--square-ok", action="store_true", help="keep square images square (no 4:3 crop)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--amp", choices=sorted(_AMP), default="none", help="autocast dtype for encoder/decoders")
+    p.add_argument("--amp", choices=_AMP, default="none", help="autocast dtype for encoder/decoders")
     p.set_defaults(func=handler)
 
 
 def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    import numpy as np
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
     os.close(fd)
@@ -62,6 +61,14 @@ def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from mast3r.config import ConfigError
+    from mast3r.preprocess import ImageLoadError, load_image
+    from mast3r.weights import CheckpointError, load_model
+
+    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         images = [
@@ -79,7 +86,7 @@ def handler(args: argparse.Namespace) -> int:
         )
         with torch.inference_mode():
             out = model(
-                images[0].img.to(device), images[1].img.to(device), autocast_dtype=_AMP[args.amp]
+                images[0].img.to(device), images[1].img.to(device), autocast_dtype=amp
             ).cpu()
     except (CheckpointError, ConfigError, ImageLoadError, ValueError, RuntimeError, AssertionError) as exc:
         log.debug("infer failed", exc_info=True)

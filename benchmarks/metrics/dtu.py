@@ -24,7 +24,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 __all__ = ["DtuResult", "dtu_chamfer", "greedy_radius_downsample"]
 
@@ -50,6 +49,8 @@ def greedy_radius_downsample(points: np.ndarray, radius: float) -> np.ndarray:
     n = len(pts)
     if n == 0:
         return np.zeros(0, dtype=bool)
+    from scipy.spatial import cKDTree  # deferred: keeps `import benchmarks.metrics` light
+
     tree = cKDTree(pts, balanced_tree=False, compact_nodes=False)
     pairs = tree.query_pairs(radius, output_type="ndarray")  # i < j
     state = np.zeros(n, dtype=np.int8)  # 0 undecided, 1 kept, 2 removed
@@ -128,6 +129,8 @@ def _nn_distances(targets: np.ndarray, queries: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.float64)
     if len(targets) == 0:
         return np.full(len(queries), np.inf)
+    from scipy.spatial import cKDTree
+
     return cKDTree(targets).query(queries, k=1, workers=-1)[0]
 
 
