@@ -28,6 +28,7 @@ __all__ = [
     "prepare_image",
     "prepare_view",
     "resized_to_original",
+    "view_from_path",
 ]
 
 
@@ -162,3 +163,24 @@ def check_finite_positive(name: str, value: float | None, allow_none: bool = Fal
         return
     if value is None or not math.isfinite(float(value)) or float(value) <= 0:
         raise ValueError(f"{name} must be a finite positive number, got {value!r}")
+
+
+def view_from_path(path: str | Path, name: str | None = None) -> View:
+    """A :class:`View` of an image file (size as displayed, i.e. after EXIF orientation), without
+    intrinsics or pose: what ``mast3r-bench match IMG0 IMG1`` needs to call a matcher."""
+    from PIL import Image, UnidentifiedImageError
+
+    from benchmarks.types import View
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = im.getexif().get(0x0112, 1)
+    except (UnidentifiedImageError, OSError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from e
+    if orientation in (5, 6, 7, 8):  # EXIF transposes: width and height swap
+        w, h = h, w
+    return View(name if name is not None else path.name, path.resolve(), w, h)

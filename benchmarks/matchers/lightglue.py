@@ -7,7 +7,7 @@ verified against their pinned SHA-256 and loaded explicitly: nothing is ever dow
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from benchmarks.matchers._images import PreparedImage, prepare_view
 from benchmarks.matchers._kornia_common import (
@@ -62,8 +62,8 @@ class DiskLightGlueConfig:
     nms_window: int = 5
     detection_threshold: float = 0.0
     filter_threshold: float = 0.1
-    depth_confidence: float = -1
-    width_confidence: float = -1
+    depth_confidence: float = -1.0
+    width_confidence: float = -1.0
 
     def __post_init__(self) -> None:
         _check_lightglue_options(self)
@@ -84,14 +84,14 @@ class AlikedLightGlueConfig:
         resize_max, filter_threshold, depth_confidence, width_confidence: as for DISK.
     """
 
-    model: str = "aliked-n16"
+    model: Literal["aliked-n16", "aliked-n16rot", "aliked-n32"] = "aliked-n16"
     max_keypoints: int = 2048
     resize_max: int | None = 1024
     detection_threshold: float = 0.2
     nms_radius: int = 2
     filter_threshold: float = 0.1
-    depth_confidence: float = -1
-    width_confidence: float = -1
+    depth_confidence: float = -1.0
+    width_confidence: float = -1.0
 
     def __post_init__(self) -> None:
         _check_lightglue_options(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from benchmarks.matchers._images import PreparedImage, prepare_view
 from benchmarks.matchers._kornia_common import (
@@ -39,7 +39,7 @@ class LoftrConfig:
         conf_threshold: coarse dual-softmax confidence a match must exceed (LoFTR's ``thr``).
     """
 
-    variant: str = "outdoor"
+    variant: Literal["outdoor", "indoor", "indoor_new"] = "outdoor"
     weights: str | None = None
     resize_max: int | None = 640
     conf_threshold: float = 0.2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from benchmarks.matchers._images import PreparedImage, prepare_view
 from benchmarks.matchers._kornia_common import Stopwatch, build_correspondences, torch_device
@@ -42,8 +42,8 @@ class SiftConfig:
     ratio: float | None = 0.8
     mutual: bool = True
     resize_max: int | None = None
-    detector: str = "scale_space"
-    backend: str = "pyramid"
+    detector: Literal["scale_space", "multires"] = "scale_space"
+    backend: Literal["pyramid", "patch"] = "pyramid"
     min_response: float = 1e-6
 
     def __post_init__(self) -> None:

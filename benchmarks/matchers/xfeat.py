@@ -6,7 +6,7 @@ Weights come from ``mast3r-bench weights install xfeat`` (see :mod:`benchmarks.w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from benchmarks.matchers._images import PreparedImage, prepare_view
 from benchmarks.matchers._kornia_common import (
@@ -41,14 +41,14 @@ class XFeatConfig:
             (``-1`` disables early stopping / pruning).
     """
 
-    mode: str = "mnn"
+    mode: Literal["mnn", "lighterglue"] = "mnn"
     top_k: int = 4096
     detection_threshold: float = 0.05
     min_cossim: float = -1.0
     resize_max: int | None = 1024
     filter_threshold: float = 0.1
-    depth_confidence: float = -1
-    width_confidence: float = -1
+    depth_confidence: float = -1.0
+    width_confidence: float = -1.0
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:

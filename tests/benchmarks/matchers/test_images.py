@@ -14,6 +14,7 @@ from benchmarks.matchers._images import (
     prepare_view,
     resized_to_original,
     target_size,
+    view_from_path,
 )
 from benchmarks.types import View
 
@@ -88,6 +89,11 @@ def test_load_image_applies_exif_orientation(tmp_path: Path):
     assert gray[:10].mean() > 0.9 and gray[-10:].mean() < 0.1  # the white left band is now on top
     rgb = load_image(path, gray=False)
     assert rgb.shape == (40, 20, 3) and rgb.dtype == np.float32
+    view = view_from_path(path)
+    assert (view.name, view.width, view.height) == ("rot.jpg", 20, 40)
+    assert view.image_path == path.resolve() and view.K is None
+    prep = prepare_view(view, gray=True, resize_max=None)  # the View agrees with the decoded image
+    assert prep.size == (20, 40)
 
 
 def test_bad_files_name_the_file(tmp_path: Path):
@@ -97,6 +103,10 @@ def test_bad_files_name_the_file(tmp_path: Path):
     bad.write_bytes(b"not an image")
     with pytest.raises(ValueError, match="bad.png"):
         load_image(bad, gray=True)
+    with pytest.raises(ValueError, match="bad.png"):
+        view_from_path(bad)
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        view_from_path(tmp_path / "nope.png")
 
 
 def test_prepare_view_checks_the_view_size(tmp_path: Path):
