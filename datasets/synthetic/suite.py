@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
+from functools import lru_cache
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,12 @@ def manifest_matches(folder: Path, seed: int, size: str, check_files: bool = Tru
     return True
 
 
+@lru_cache(maxsize=2)
+def _bank(seed: int):
+    """The suite's texture bank for ``seed`` (immutable; built once per process)."""
+    return make_texture_bank(np.random.default_rng([seed, 1000]))
+
+
 def write_benchmark(out_dir: Path, bench: str, seed: int = 0, size: str = "default") -> dict[str, Any]:
     """Render one benchmark into ``out_dir/<bench>`` (replacing an earlier synthetic folder there;
     refusing to touch a folder this generator did not write). Returns its manifest plus
@@ -116,7 +123,7 @@ def write_benchmark(out_dir: Path, bench: str, seed: int = 0, size: str = "defau
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        bank = make_texture_bank(np.random.default_rng([seed, 1000]))
+        bank = _bank(int(seed))
         rng = np.random.default_rng([seed, BENCHMARKS.index(bench)])
         summary = module.write(tmp, rng, bank, cfg)
         manifest = {
