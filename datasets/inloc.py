@@ -10,7 +10,7 @@ Layout (``root``)::
     pairs/**.txt  (hloc "query/iphone7/IMG.JPG database/cutouts/DUC1/...jpg")                optional
 
 Public API:
-    ``InLocDataset(root, cutout_size=(1600, 1200))``:
+    ``InLocDataset(root, cutout_size=None)`` (size read from the first cutout):
         ``.queries() -> list[View]`` (sorted; size from the image header, EXIF applied;
         ``K``: f = 4032*28/36 px scaled by long side / 4032, principal point at the image centre),
         ``.cutouts(building=None) -> list[View]`` (sorted; ``meta``: building, scan, yaw, pitch;
@@ -150,11 +150,26 @@ def read_all_transformations(path: str | Path) -> dict[str, ScanAlignment]:
 class InLocDataset:
     """Lazy InLoc reader (see the module docstring)."""
 
-    def __init__(self, root: str | Path, cutout_size: tuple[int, int] = (1600, 1200)) -> None:
+    def __init__(self, root: str | Path, cutout_size: tuple[int, int] | None = None) -> None:
+        """``cutout_size`` (W, H) of every cutout; ``None`` reads it once from the first cutout's
+        header (the real release: 1600x1200). All cutouts of a release share one size."""
         self.root = Path(root)
-        self.cutout_size = cutout_size
+        self._cutout_size = cutout_size
         self._align: dict[tuple[str, str], np.ndarray] = {}
         self._all: dict[str, dict[str, ScanAlignment]] = {}
+
+    @property
+    def cutout_size(self) -> tuple[int, int]:
+        """(W, H) of the cutouts."""
+        if self._cutout_size is None:
+            for b in BUILDINGS:
+                first = next(iter(sorted((self.root / "database" / "cutouts" / b).glob("*/*.jpg"))), None)
+                if first is not None:
+                    self._cutout_size = image_size(first)
+                    break
+            else:
+                self._cutout_size = (1600, 1200)
+        return self._cutout_size
 
     def query_paths(self) -> list[Path]:
         qdir = require_dir(self.root / "query" / "iphone7", "InLoc query folder")

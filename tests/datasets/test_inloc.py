@@ -122,7 +122,8 @@ def test_cutouts_and_xyz(root: Path) -> None:
     np.testing.assert_allclose(world[2, 3], (P @ np.append(xyz[2, 3], 1.0))[:3])
     assert np.isnan(world[0, 0]).all()
     with pytest.raises(DatasetFormatError, match=r"mat: XYZcut has shape \(12, 16, 3\), expected \(1200"):
-        InLocDataset(root).cutout_xyz(CUT1)  # default 1600x1200 cutouts
+        InLocDataset(root, cutout_size=(1600, 1200)).cutout_xyz(CUT1)  # the real release size
+    assert InLocDataset(root).cutout_size == (16, 12)  # default: read from the first cutout
 
 
 def test_pairs(root: Path) -> None:
