@@ -272,7 +272,7 @@ def verify_wheel(path: str | Path, spec: WheelSpec | None = None) -> None:
                 continue
             if name not in listed:
                 raise WheelVerificationError(f"{path}: member {name} is not listed in {record_name}")
-            hash_value, size = listed[name]
+            hash_value, record_size = listed[name]
             if name == record_name:
                 continue
             if not hash_value:
@@ -286,7 +286,7 @@ def verify_wheel(path: str | Path, spec: WheelSpec | None = None) -> None:
                     h.update(block)
             if h.hexdigest() != expected:
                 raise WheelVerificationError(f"{path}: member {name} does not match its {record_name} hash")
-            if size and int(size) != zf.getinfo(name).file_size:
+            if record_size and int(record_size) != zf.getinfo(name).file_size:
                 raise WheelVerificationError(f"{path}: member {name} size differs from {record_name}")
         missing = [n for n in listed if n not in set(zf.namelist())]
         if missing:

@@ -47,10 +47,9 @@ def load_image(path: str | Path, *, gray: bool) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            im = im.convert("L" if gray else "RGB")
-            arr = np.asarray(im, dtype=np.float32) / 255.0
+        with Image.open(path) as raw:
+            upright = ImageOps.exif_transpose(raw)
+            arr = np.asarray(upright.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as e:
         raise ValueError(f"cannot read image {path}: {e}") from e
     return arr

@@ -117,7 +117,7 @@ def build_lightglue(features: str, path: Any, config: Any):
         "depth_confidence": config.depth_confidence,
         "width_confidence": config.width_confidence,
     }
-    model = LightGlue(features=None, **conf)
+    model = LightGlue(features=None, **conf)  # type: ignore[arg-type]  # None = no download
     state = load_checkpoint(path)
     renamed: dict[str, Any] = {}
     for key, value in state.items():
@@ -179,6 +179,11 @@ class _LightGlueMatcherBase:
 
     @classmethod
     def _weight_paths(cls, config: Any) -> list:
+        """[extractor checkpoint, LightGlue checkpoint]; raises WeightsNotFoundError."""
+        raise NotImplementedError
+
+    def _build_extractor(self, config: Any, path: Any) -> Any:
+        """The feature network with its weights loaded from ``path``."""
         raise NotImplementedError
 
     @classmethod

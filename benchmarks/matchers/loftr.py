@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from benchmarks.matchers._images import PreparedImage, prepare_view
 from benchmarks.matchers._kornia_common import (
@@ -89,7 +89,7 @@ class LoftrMatcher:
 
         from kornia.feature.loftr.loftr import LoFTR, default_cfg
 
-        cfg = copy.deepcopy(default_cfg)
+        cfg: dict[str, Any] = copy.deepcopy(default_cfg)
         cfg["match_coarse"]["thr"] = config.conf_threshold
         if config.variant == "indoor_new":
             cfg["coarse"]["temp_bug_fix"] = True

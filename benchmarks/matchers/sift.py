@@ -73,6 +73,7 @@ class SiftMatcher:
         self.config = config if config is not None else SiftConfig()
         self.device = torch_device(device)
         c = self.config
+        self._feature: KF.SIFTFeatureScaleSpace | KF.SIFTFeature
         if c.detector == "scale_space":
             self._feature = KF.SIFTFeatureScaleSpace(
                 num_features=c.max_keypoints, upright=c.upright, rootsift=c.root_sift, device=self.device,

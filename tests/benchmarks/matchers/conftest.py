@@ -100,8 +100,7 @@ def require_weights(name: str) -> None:
         if ok:
             return
         pytest.fail(f"{name}: weights still unavailable after install: {reason}")
-    pytest.skip(f"{name} weights not installed ({reason}); run `mast3r-bench weights install {name}` "
-                "or set MAST3R_BENCH_NETWORK=1")
+    pytest.skip(f"{reason} (or set MAST3R_BENCH_NETWORK=1 to install them during the tests)")
 
 
 @pytest.fixture(scope="session")
