@@ -264,11 +264,13 @@ class InLocDataset:
         return group_pairs(pairs, topk)
 
 
-def check(root: str | Path, images: bool = True) -> dict[str, Any]:
+def check(root: str | Path, images: bool = True,
+          cutout_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """Validate queries, cutouts (image + ``.jpg.mat`` present), every scan's alignment and the pair
-    files under ``root/pairs``; with ``images``, cutout sizes from the headers. Returns counts."""
+    files under ``root/pairs``; with ``images``, every cutout's header size against ``cutout_size``
+    (default: the first cutout's). Returns counts."""
     root = require_dir(root, "InLoc root")
-    ds = InLocDataset(root)
+    ds = InLocDataset(root, cutout_size)
     queries = ds.queries()
     counts: dict[str, Any] = {"bench": "inloc", "root": str(root), "queries": len(queries)}
     total, scans = 0, 0

@@ -145,7 +145,7 @@ def test_check(root: Path) -> None:
 
 def test_check_wrong_cutout_size(root: Path) -> None:
     with pytest.raises(DatasetFormatError, match=r"is 16x12 \(WxH\), expected 1600x1200"):
-        check(root)
+        check(root, cutout_size=(1600, 1200))
 
 
 def test_bad_alignment_files(tmp_path: Path, root: Path) -> None:
