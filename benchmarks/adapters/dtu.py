@@ -111,11 +111,18 @@ class DtuAdapter:
         return results_root() / "cache" / "dtu" / "ply"
 
     def gt_root(self) -> Path | None:
+        """The evaluation GT folder (``Points/stl`` + ``ObsMask``), or None when there is none.
+        A configured ``gt_root`` that holds no GT is an error."""
         from datasets.dtu import find_gt_root
 
         if self.config.gt_root:
             p = Path(self.config.gt_root)
-            return p if p.is_absolute() else self.root / p
+            p = p if p.is_absolute() else self.root / p
+            found = find_gt_root(p)
+            if found is None:
+                raise FileNotFoundError(f"{p}: no DTU evaluation ground truth (expected Points/stl/ and "
+                                        "ObsMask/, e.g. 'SampleSet/MVS Data')")
+            return found
         return find_gt_root(self.root) or find_gt_root(self.root.parent)
 
     # -- protocol ---------------------------------------------------------------------------------
@@ -171,6 +178,9 @@ class DtuAdapter:
 
         root = self.gt_root()
         if root is None:
+            return None
+        if not (root / "ObsMask" / f"ObsMask{scan}_10.mat").is_file():
+            log.warning("%s: no evaluation ground truth for scan %d; it is not scored", root, scan)
             return None
         return self._gt.get_or((str(root), scan), lambda: read_dtu_gt(root, scan))
 
