@@ -17,6 +17,10 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
 * **Seeds.** ``adapter.solve`` gets ``derive_seed(seed, sample.key)``: independent of order/resume.
 * **Cache.** Correspondences are cached per (matcher key, pair key) unless the matcher class sets
   ``cacheable = False``; re-solving with other estimator settings never re-runs the matcher.
+* **Distributed.** Under torchrun (``comm``), samples without a record are split across the ranks
+  by pair count; each rank appends to its own shard and rank 0 merges them in sample order (see
+  :mod:`benchmarks.distributed`): same run, same records and summary as one process. Any run, of
+  any world size, first folds in the shards an earlier job left.
 * **Ground truth.** Matchers with ``needs_ground_truth = True`` get
   ``match(view0, view1, gt=adapter.gt_correspondences(sample, i, j))`` (see
   :mod:`benchmarks.matchers.doubles`).
@@ -33,8 +37,10 @@ SIGKILL test to land the kill mid-run).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import time
 import traceback
 from collections import defaultdict
@@ -46,11 +52,12 @@ from typing import Any
 
 from tqdm import tqdm
 
+from benchmarks import distributed as dist
 from benchmarks.config import apply_overrides, route_overrides, to_dict
-from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, pair_key
-from benchmarks.manifest import base_manifest, now_iso, precision_flags
+from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, pair_key, sha256_json
+from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.registry import ADAPTERS, MATCHERS
-from benchmarks.store import CorrespondenceCache, RecordStore, RunDir, write_json_atomic
+from benchmarks.store import CorrespondenceCache, RecordStore, RunDir, read_json, write_json_atomic
 from benchmarks.store import results_root as results_root_of
 from benchmarks.types import Correspondences, Prediction, Record, Sample
 
@@ -70,7 +77,8 @@ class RunResult:
         spec: what identifies it.
         summary: the content of ``summary.json`` (``metrics`` = ``adapter.summarize(records)``).
         expected: samples in the requested prefix; done: records present; computed: records written
-            by this call; failures: records with ``prediction.success == False``.
+            by this call (all ranks); failures: records with ``prediction.success == False``.
+        extra: ``rank`` and ``world_size`` of this process.
     """
 
     run_dir: RunDir
@@ -130,14 +138,16 @@ class Runner:
         seed: base seed of the solver. limit: first N samples only (None: all).
         device: recorded in the manifest (the matcher was built for it).
         force: delete an existing run with the same key first.
-        progress: tqdm bar (None: only on a terminal).
+        progress: tqdm bar (None: only on a terminal; under torchrun on rank 0 only).
+        comm: this rank's :class:`benchmarks.distributed.Comm` under torchrun (None: one process).
     """
 
     def __init__(self, adapter: Any, matcher: Any, adapter_config: Any, estimator_config: Any, *,
                  results_root: Path, data_root: Path, bench: str | None = None,
                  matcher_name: str | None = None, seed: int = 0, limit: int | None = None,
-                 device: str = "cpu", force: bool = False, progress: bool | None = None) -> None:
-        self.adapter, self.matcher = adapter, matcher
+                 device: str = "cpu", force: bool = False, progress: bool | None = None,
+                 comm: Any = None) -> None:
+        self.adapter, self.matcher, self.comm = adapter, matcher, comm
         self.results_root, self.data_root = Path(results_root), Path(data_root)
         self.seed, self.limit, self.device = seed, limit, device
         self.force, self.progress = force, progress
@@ -208,68 +218,136 @@ class Runner:
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunResult:
-        spec = self.spec
-        slug = variant_slug(self.configs, self.seed)
-        run_dir = RunDir.locate(self.results_root, spec, slug)
-        with run_dir.lock():
-            if self.force:
-                log.info("--force: restarting %s", run_dir.path)
-                run_dir.reset()
-            if not run_dir.config_path.is_file():
-                config = {"key": spec.key, "slug": run_dir.slug, **spec.as_dict()}
-                write_json_atomic(run_dir.config_path, config)
-            samples = list(islice(self.adapter.samples(), self.limit))
-            dupes = len(samples) - len({s.key for s in samples})
-            if dupes:
-                raise ValueError(f"adapter {spec.bench!r} yields {dupes} duplicate sample keys")
-            store = RecordStore(run_dir.records_path)
-            records = store.load()
-            todo = [s for s in samples if s.key not in records]
-            manifest = run_dir.read_manifest()
-            summary = run_dir.read_summary()
-            if not todo and manifest.get("status") == "finished" and summary is not None:
-                log.info("%s: finished (%d records); nothing to do", run_dir.path, len(records))
-                return self._result(run_dir, summary, len(samples), records, 0)
-            adapter_root = Path(getattr(self.adapter, "root", self.data_root))
-            checksum_fn = getattr(self.adapter, "dataset_checksum", None)
-            checksum = checksum_fn() if callable(checksum_fn) else dataset_checksum(adapter_root)
-            manifest = {
-                **base_manifest(device=self.device, data_root=self.data_root, dataset_root=adapter_root,
-                                dataset_checksum=checksum, seed=self.seed),
-                "key": spec.key, "bench": spec.bench, "matcher": spec.matcher,
-                "started": manifest.get("started", now_iso()), "resumed": manifest.get("resumed", -1) + 1,
-                "status": "running", "limit": self.limit, "counts": {"expected": len(samples),
-                                                                    "done": len(records)},
-            }
-            write_json_atomic(run_dir.manifest_path, manifest)
-            if records and todo:
-                log.info("%s: resuming: %d of %d samples done", run_dir.path, len(records), len(samples))
-            sleep = float(os.environ.get(SLEEP_ENV, 0) or 0)
-            bar = tqdm(todo, total=len(samples), initial=len(samples) - len(todo), unit="sample",
-                       desc=f"{spec.bench}/{spec.matcher}", disable=None if self.progress is None
-                       else not self.progress, leave=False)
-            with store:
-                for sample in bar:
-                    if sleep:
-                        time.sleep(sleep)
-                    store.append(self.process(sample))
-            records = store.load()
-            summary = {
-                "bench": spec.bench, "matcher": spec.matcher, "slug": run_dir.slug, "key": spec.key,
-                "num_records": len(records),
-                "num_failures": sum(not r.prediction.get("success", False) for r in records.values()),
-                "metrics": self.adapter.summarize(list(records.values())),
-            }
-            write_json_atomic(run_dir.summary_path, summary)
-            manifest.update(status="finished", finished=now_iso(), precision=precision_flags(),
-                            counts={"expected": len(samples), "done": len(records)})
-            write_json_atomic(run_dir.manifest_path, manifest)
-            return self._result(run_dir, summary, len(samples), records, len(todo))
+        """Run, resume or extend the run. With ``comm`` (a :class:`benchmarks.distributed.Comm`) this
+        process is one rank of a torchrun job (protocol in :mod:`benchmarks.distributed`); every rank
+        returns the same summary."""
+        comm = self.comm or dist.SoloComm()
+        infos = comm.all_gather({"rank": comm.rank, "local_rank": comm.local_rank,
+                                 "hostname": socket.gethostname(), **device_info(self.device)})
+        state: dict[str, Any] = {}
+        with contextlib.ExitStack() as stack:
+            plan = dist.on_rank0(comm, lambda: self._prepare(stack, comm, infos, state))
+            run_dir = RunDir(Path(plan["run_dir"]))
+            if "outcome" in plan:
+                return self._result(run_dir, plan["outcome"], comm)
+            samples = state["samples"] if comm.rank == 0 else self._check_plan(plan, run_dir, comm)
+            mine = [samples[i] for i in plan["parts"][comm.rank]]
+            path = dist.shard_path(run_dir, comm.rank) if comm.distributed else run_dir.records_path
+            stats = {**infos[comm.rank], **self._process_all(mine, RecordStore(path), comm, len(samples))}
+            all_stats = comm.all_gather(stats)  # also the barrier: every shard is complete
+            outcome = dist.on_rank0(comm, lambda: self._finish(state, all_stats))
+        return self._result(run_dir, outcome, comm)
 
-    def _result(self, run_dir: RunDir, summary: dict[str, Any], expected: int, records: dict[str, Record],
-                computed: int) -> RunResult:
+    def _samples(self) -> list[Sample]:
+        samples = list(islice(self.adapter.samples(), self.limit))
+        dupes = len(samples) - len({s.key for s in samples})
+        if dupes:
+            raise ValueError(f"adapter {self.spec.bench!r} yields {dupes} duplicate sample keys")
+        return samples
+
+    def _prepare(self, stack: contextlib.ExitStack, comm: Any, infos: list[dict[str, Any]],
+                 state: dict[str, Any]) -> dict[str, Any]:
+        """Rank 0: take the lock, write the config, fold in any record shards; the plan (samples to
+        compute per rank) or, for a finished run, its outcome."""
+        spec = self.spec
+        run_dir = RunDir.locate(self.results_root, spec, variant_slug(self.configs, self.seed))
+        stack.enter_context(run_dir.lock())
+        if self.force:
+            log.info("--force: restarting %s", run_dir.path)
+            run_dir.reset()
+            dist.remove_shards(run_dir)
+        if not run_dir.config_path.is_file():
+            write_json_atomic(run_dir.config_path, {"key": spec.key, "slug": run_dir.slug, **spec.as_dict()})
+        samples = self._samples()
+        keys = [s.key for s in samples]
+        records = dist.merge_shards(run_dir, keys)  # what an earlier (distributed) job left, any world size
+        todo = [i for i, key in enumerate(keys) if key not in records]
+        manifest, summary = run_dir.read_manifest(), run_dir.read_summary()
+        plan: dict[str, Any] = {"run_dir": str(run_dir.path), "expected": len(samples),
+                                "keys": sha256_json(keys)}
+        if not todo and manifest.get("status") == "finished" and summary is not None:
+            log.info("%s: finished (%d records); nothing to do", run_dir.path, len(records))
+            return {**plan, "outcome": self._outcome(summary, len(samples), records, 0)}
+        adapter_root = Path(getattr(self.adapter, "root", self.data_root))
+        checksum_fn = getattr(self.adapter, "dataset_checksum", None)
+        checksum = checksum_fn() if callable(checksum_fn) else dataset_checksum(adapter_root)
+        manifest = {
+            **base_manifest(device=self.device, data_root=self.data_root, dataset_root=adapter_root,
+                            dataset_checksum=checksum, seed=self.seed),
+            "key": spec.key, "bench": spec.bench, "matcher": spec.matcher,
+            "started": manifest.get("started", now_iso()), "resumed": manifest.get("resumed", -1) + 1,
+            "status": "running", "limit": self.limit, "world_size": comm.world_size, "backend": comm.backend,
+            "ranks": infos, "counts": {"expected": len(samples), "done": len(records)},
+        }
+        write_json_atomic(run_dir.manifest_path, manifest)
+        if records and todo:
+            log.info("%s: resuming: %d of %d samples done", run_dir.path, len(records), len(samples))
+        weights = [len(self.adapter.pairs(samples[i])) if comm.world_size > 1 else 0 for i in todo]
+        state.update(run_dir=run_dir, samples=samples, manifest=manifest, computed=len(todo))
+        parts = dist.partition(weights, comm.world_size)
+        return {**plan, "parts": [[todo[j] for j in part] for part in parts]}
+
+    def _check_plan(self, plan: dict[str, Any], run_dir: RunDir, comm: Any) -> list[Sample]:
+        """Ranks > 0: the samples, checked against rank 0's (same run directory, same keys)."""
+        where = f"rank {comm.rank} on {socket.gethostname()}"
+        if not run_dir.config_path.is_file() or read_json(run_dir.config_path).get("key") != self.spec.key:
+            raise dist.DistributedError(f"{where}: run directory {run_dir.path} not found or of another "
+                                        "run: --results must be a folder shared by all nodes, same settings")
+        samples = self._samples()
+        if len(samples) != plan["expected"] or sha256_json([s.key for s in samples]) != plan["keys"]:
+            raise dist.DistributedError(f"{where}: the adapter lists other samples than on rank 0 "
+                                        "(is the data root the same on every node?)")
+        return samples
+
+    def _process_all(self, samples: list[Sample], store: RecordStore, comm: Any, expected: int
+                     ) -> dict[str, Any]:
+        """Process ``samples`` in order, appending each record to ``store``; this rank's throughput."""
+        sleep = float(os.environ.get(SLEEP_ENV, 0) or 0)
+        show = self.progress if comm.rank == 0 else False
+        desc = f"{self.spec.bench}/{self.spec.matcher}"
+        total, initial = (len(samples), 0) if comm.distributed else (expected, expected - len(samples))
+        if comm.distributed:
+            desc += f" [rank 0 of {comm.world_size}]"
+        bar = tqdm(samples, total=total, initial=initial, unit="sample", desc=desc,
+                   disable=None if show is None else not show, leave=False)
+        pairs, t0 = 0, time.perf_counter()
+        with store:
+            for sample in bar:
+                if sleep:
+                    time.sleep(sleep)
+                store.append(self.process(sample))
+                pairs += len(self.adapter.pairs(sample))
+        return dist.rates(len(samples), pairs, time.perf_counter() - t0)
+
+    def _finish(self, state: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
+        """Rank 0: merge the shards into ``records.jsonl``; write the summary and finished manifest."""
+        spec, run_dir, samples = self.spec, state["run_dir"], state["samples"]
+        records = dist.merge_shards(run_dir, [s.key for s in samples])  # in sample order
+        summary = {
+            "bench": spec.bench, "matcher": spec.matcher, "slug": run_dir.slug, "key": spec.key,
+            "num_records": len(records),
+            "num_failures": sum(not r.prediction.get("success", False) for r in records.values()),
+            "metrics": self.adapter.summarize(list(records.values())),
+        }
+        write_json_atomic(run_dir.summary_path, summary)
+        total = dist.rates(sum(s["samples"] for s in stats), sum(s["pairs"] for s in stats),
+                           max(s["seconds"] for s in stats))
+        state["manifest"].update(status="finished", finished=now_iso(), precision=precision_flags(),
+                                 counts={"expected": len(samples), "done": len(records)}, ranks=stats,
+                                 throughput=total)
+        write_json_atomic(run_dir.manifest_path, state["manifest"])
+        return self._outcome(summary, len(samples), records, state["computed"])
+
+    @staticmethod
+    def _outcome(summary: dict[str, Any], expected: int, records: dict[str, Record], computed: int
+                 ) -> dict[str, Any]:
         failures = sum(not r.prediction.get("success", False) for r in records.values())
-        return RunResult(run_dir, self.spec, summary, expected, len(records), computed, failures)
+        return {"summary": summary, "expected": expected, "done": len(records), "computed": computed,
+                "failures": failures}
+
+    def _result(self, run_dir: RunDir, outcome: dict[str, Any], comm: Any) -> RunResult:
+        extra = {"rank": comm.rank, "world_size": comm.world_size}
+        return RunResult(run_dir, self.spec, **outcome, extra=extra)
 
 
 def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
@@ -307,19 +385,22 @@ def resolve_configs(adapter_cls: Any, matcher_cls: Any,
 def run_benchmark(bench: str, matcher: str, *, overrides: Mapping[str, str] | None = None,
                   data_root: str | os.PathLike | None = None, results_root: str | os.PathLike | None = None,
                   limit: int | None = None, device: str | None = None, seed: int = 0, force: bool = False,
-                  progress: bool | None = None) -> RunResult:
+                  progress: bool | None = None, comm: Any = None) -> RunResult:
     """Build adapter ``bench`` and matcher ``matcher`` from the registries (configs = defaults +
     ``overrides``) and run them. The adapter reads ``<data root>/<bench>`` (or the class's
-    ``data_dir`` attribute instead of ``bench``)."""
+    ``data_dir`` attribute instead of ``bench``). Under torchrun, ``comm`` is this rank's
+    :class:`benchmarks.distributed.Comm` and a CUDA matcher gets ``cuda:<LOCAL_RANK>``."""
     adapter_cls, matcher_cls = ADAPTERS.get(bench), MATCHERS.get(matcher)
     configs = resolve_configs(adapter_cls, matcher_cls, overrides)
     root = resolve_data_root(data_root)
     device = device if device not in (None, "auto") else default_device(matcher_cls)
+    if comm is not None and comm.distributed:
+        device = dist.rank_device(device, comm.local_rank)
     adapter = adapter_cls(root / getattr(adapter_cls, "data_dir", bench), configs["adapter"],
                           configs["estimator"])
     matcher_obj = matcher_cls(configs["matcher"], device=device)
     runner = Runner(adapter, matcher_obj, configs["adapter"], configs["estimator"],
                     results_root=results_root_of(results_root), data_root=root, bench=bench,
                     matcher_name=matcher, seed=seed, limit=limit, device=device, force=force,
-                    progress=progress)
+                    progress=progress, comm=comm)
     return runner.run()

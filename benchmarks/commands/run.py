@@ -3,16 +3,26 @@
 With no BENCH it runs the main job (:func:`default_job`). Overrides ``KEY=VALUE`` set config fields:
 ``matcher.<key>``, ``adapter.<key>``, ``estimator.<key>``, or a bare key that exactly one of the
 three configs has. Options and overrides may come in any order.
+
+Several GPUs or nodes: launch it with torchrun, e.g. ``torchrun --nproc_per_node=4 -m benchmarks run
+BENCH --matcher NAME``. Under torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+MASTER_PORT) the run is distributed automatically: each rank owns ``cuda:LOCAL_RANK`` (NCCL) or runs
+on the CPU (gloo), and the result is the single-process run's (see :mod:`benchmarks.distributed`).
+``--distributed`` makes a missing torchrun environment an error instead of a single-process run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
+from benchmarks import distributed
 from benchmarks.config import ConfigError, parse_assignments
+from benchmarks.distributed import DistEnv, DistributedError, PeerFailedError
 from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
 from benchmarks.runner import RunResult, run_benchmark
 from benchmarks.store import RunLockedError, results_root
@@ -39,6 +49,11 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help="results root (default: $MAST3R_BENCH_RESULTS, else ./results)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar")
+    p.add_argument("--distributed", action="store_true",
+                   help="require a torchrun launch (under torchrun a run is distributed anyway)")
+    p.add_argument("--dist-timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="SECONDS",
+                   help="torch.distributed collective timeout: how long a finished rank may wait for the "
+                        "others (default: %(default)s)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run a benchmark with a matcher (resumable); no BENCH: the main job",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"benchmarks: {', '.join(ADAPTERS.names())}\nmatchers: {', '.join(MATCHERS.names())}\n"
-               "example: mast3r-bench run smoke --matcher oracle --limit 4 estimator.max_error_px=2",
+               "example: mast3r-bench run smoke --matcher oracle --limit 4 estimator.max_error_px=2\n"
+               "N GPUs:  torchrun --nproc_per_node=N -m benchmarks run BENCH --matcher NAME",
     )
     _add_options(p)
     # Everything after the first positional is re-parsed in `handler`, so that options may follow
@@ -70,6 +86,12 @@ def _parse_rest(args: argparse.Namespace) -> tuple[str | None, dict[str, str]]:
     return bench, parse_assignments(positionals)
 
 
+def _is_main(args: argparse.Namespace) -> bool:
+    """Whether this process prints results: always, except on torchrun ranks other than 0."""
+    comm = getattr(args, "_comm", None)
+    return comm is None or comm.rank == 0
+
+
 def _run_all(args: argparse.Namespace, bench: str, matchers: Sequence[str],
              overrides: Mapping[str, str]) -> list[RunResult]:
     results = []
@@ -77,15 +99,19 @@ def _run_all(args: argparse.Namespace, bench: str, matchers: Sequence[str],
         result = run_benchmark(
             bench, matcher, overrides=overrides, data_root=args.data, results_root=args.results,
             limit=args.limit, device=args.device, seed=args.seed, force=args.force, progress=args.progress,
+            comm=getattr(args, "_comm", None),
         )
         state = "finished" if result.done >= result.expected else "incomplete"
-        print(f"{bench}/{matcher}: {result.done}/{result.expected} samples ({result.computed} computed now, "
-              f"{result.failures} failures, {state}) -> {result.run_dir.path}")
+        if _is_main(args):
+            print(f"{bench}/{matcher}: {result.done}/{result.expected} samples ({result.computed} computed "
+                  f"now, {result.failures} failures, {state}) -> {result.run_dir.path}")
         results.append(result)
     return results
 
 
 def _print_table(args: argparse.Namespace, results: Sequence[RunResult], bench: str) -> None:
+    if not _is_main(args):
+        return
     from benchmarks import tables
 
     frame = tables.collect(results_root(args.results), run_dirs=[r.run_dir for r in results])
@@ -100,26 +126,53 @@ def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
     For now: the SMOKE self-test (``oracle`` and ``random`` on the smoke adapter, or the
     ``--matcher`` given), ending with its table. It will become the synthetic suite.
     """
-    print("SMOKE: harness self-test on generated image pairs (not a benchmark result).")
+    if _is_main(args):
+        print("SMOKE: harness self-test on generated image pairs (not a benchmark result).")
     results = _run_all(args, DEFAULT_BENCH, args.matcher or DEFAULT_MATCHERS, overrides)
     _print_table(args, results, DEFAULT_BENCH)
     return 0
 
 
+@contextlib.contextmanager
+def _session(args: argparse.Namespace, env: DistEnv | None) -> Iterator[Any]:
+    """This rank's process group for the whole command (None: a single process)."""
+    if env is None:
+        yield None
+        return
+    with distributed.process_group(env, args.device, args.dist_timeout) as comm:
+        yield comm
+
+
 def handler(args: argparse.Namespace) -> int:
+    env = None
+    quiet = False  # errors every rank meets alike are printed by rank 0 alone
     try:
+        env = DistEnv.from_environ()
+        quiet = env is not None and env.rank != 0
         bench, overrides = _parse_rest(args)
-        if bench is None:
-            return default_job(args, overrides)
-        if not args.matcher:
-            raise ConfigError(f"choose a matcher with --matcher NAME (known: {', '.join(MATCHERS.names())})")
-        ADAPTERS.target(bench)  # unknown names fail before anything runs
-        for m in args.matcher:
-            MATCHERS.target(m)
-        results = _run_all(args, bench, args.matcher, overrides)
-        _print_table(args, results, bench)
-        return 0
-    except (ConfigError, UnknownNameError, RunLockedError, ValueError, FileNotFoundError) as e:
+        if args.distributed and env is None:
+            DistEnv.from_environ(required=True)  # raises, naming what is missing
+        if bench is not None:
+            if not args.matcher:
+                known = ", ".join(MATCHERS.names())
+                raise ConfigError(f"choose a matcher with --matcher NAME (known: {known})")
+            ADAPTERS.target(bench)  # unknown names fail before anything runs
+            for m in args.matcher:
+                MATCHERS.target(m)
+        with _session(args, env) as comm:
+            quiet, args._comm = False, comm
+            if bench is None:
+                return default_job(args, overrides)
+            results = _run_all(args, bench, args.matcher, overrides)
+            _print_table(args, results, bench)
+            return 0
+    except PeerFailedError:  # rank 0 has reported it
+        log.debug("run failed on rank 0", exc_info=True)
+        return 2
+    except (ConfigError, UnknownNameError, RunLockedError, ValueError, FileNotFoundError,
+            DistributedError) as e:
         log.debug("run failed", exc_info=True)
-        print(f"mast3r-bench run: error: {e}", file=sys.stderr)
+        if not quiet:
+            where = f" [rank {env.rank}]" if env is not None and env.rank else ""
+            print(f"mast3r-bench run{where}: error: {e}", file=sys.stderr)
         return 2
