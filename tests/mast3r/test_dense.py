@@ -93,3 +93,13 @@ def test_tensor_input_and_empty_and_bad_maps():
     bad[0, 0, 0] = float("nan")
     with pytest.raises(MatchingInputError, match="NaN"):
         dense_reciprocal_nn(d, bad)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend,block_size", [("torch", 2**12), ("torch", 2**14), ("torch", None),
+                                                ("auto", 2**12)])
+def test_cuda_nearest_neighbours_equal_official(frm_ref, p3, backend, block_size):
+    cuda = [torch.from_numpy(d).cuda() for d in p3]
+    nn01, nn10 = dense_nearest_neighbours(*cuda, backend=backend, block_size=block_size)
+    np.testing.assert_array_equal(nn01, frm_ref["p3_dense_nn12"])
+    np.testing.assert_array_equal(nn10, frm_ref["p3_dense_nn21"])

@@ -258,3 +258,26 @@ def test_match_descriptors_filters_border_and_scores():
     dense = match_descriptors(d, d, config=FRMConfig(dense=True, border=3))
     np.testing.assert_array_equal(dense.xy0, m.xy0)
     assert dense.stats is None and np.all(dense.conf == 1)
+
+
+# ------------------------------------------------------------------ GPU (opt-in)
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_cuda_tensors_reproduce_the_official_outputs(frm_ref, p3, backend):
+    cuda = [torch.from_numpy(d).cuda() for d in p3]
+    xy0, xy1, stats = fast_reciprocal_nn(*cuda, 8, backend=backend, return_stats=True)
+    np.testing.assert_array_equal(xy0, frm_ref["p3_s8_xy1"])
+    np.testing.assert_array_equal(xy1, frm_ref["p3_s8_xy2"])
+    assert stats.query_sizes == tuple(frm_ref["p3_s8_query_sizes"])
+    syn = [torch.from_numpy(frm_ref[k]).cuda() for k in ("syn_desc1", "syn_desc2")]
+    for prefix, kw in REF_CASES.items():
+        xy0, xy1 = fast_reciprocal_nn(*syn, backend=backend, **kw)
+        np.testing.assert_array_equal(xy0, frm_ref[prefix + "xy1"], err_msg=prefix)
+        np.testing.assert_array_equal(xy1, frm_ref[prefix + "xy2"], err_msg=prefix)
+    # explicit seeds + pixel_tol on the GPU equal the CPU result
+    seeds = np.argwhere(np.ones((80, 128), bool))[::7][:, ::-1]
+    gpu = fast_reciprocal_nn(*cuda, seeds=seeds, pixel_tol=5, backend=backend)
+    cpu = fast_reciprocal_nn(*p3, seeds=seeds, pixel_tol=5)
+    np.testing.assert_array_equal(gpu[0], cpu[0])
+    np.testing.assert_array_equal(gpu[1], cpu[1])
