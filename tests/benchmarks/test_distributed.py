@@ -293,3 +293,26 @@ def test_sigkill_of_one_rank_then_a_restart_loses_and_duplicates_nothing(tmp_pat
     m = json.loads((run / "manifest.json").read_text())
     assert (m["world_size"], m["resumed"], m["status"]) == (3, 1, "finished")
     assert sum(r["samples"] for r in m["ranks"]) == 8 - done
+
+
+def test_two_gloo_ranks_on_synthetic_mapfree(tmp_path):
+    from datasets.synthetic.suite import ensure_suite
+
+    data = tmp_path / "data"
+    ensure_suite(data, seed=0, size="small", benchmarks=["mapfree"])
+    ref = run_benchmark("mapfree", "oracle", data_root=data, results_root=tmp_path / "ref", limit=2,
+                        progress=False)
+    env = {k: v for k, v in os.environ.items() if k not in dist.ENV_VARS}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+           "benchmarks", "run", "mapfree", "--matcher", "oracle", "--limit", "2", "--data", str(data),
+           "--results", str(tmp_path / "res"), "--no-progress"]
+    proc = subprocess.run(cmd, env={**env, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0 and "mapfree/oracle: 2/2 samples (2 computed now" in proc.stdout, \
+        proc.stdout + proc.stderr
+    (run,) = (tmp_path / "res" / "runs" / "mapfree" / "oracle").iterdir()
+    assert run.name == ref.run_dir.path.name
+    assert json.loads((run / "summary.json").read_text()) == ref.summary
+    assert ref.summary["num_records"] == 2 and ref.summary["num_failures"] == 0
+    assert_same_records(run / "records.jsonl", RecordStore(ref.run_dir.records_path).load())
+    assert [r["samples"] for r in json.loads((run / "manifest.json").read_text())["ranks"]] == [1, 1]
