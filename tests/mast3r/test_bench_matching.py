@@ -20,7 +20,7 @@ from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn
 H, W, D = 384, 512, 24
 WARP = np.array([[0.95, 0.08, 12.0], [-0.06, 1.02, -7.0]])  # view-1 pixel -> view-0 pixel (affine)
 
-pytestmark = pytest.mark.bench
+pytestmark = [pytest.mark.bench, pytest.mark.filterwarnings("ignore:Benchmark fixture was not used")]
 
 
 def _field(xy: np.ndarray, freqs: np.ndarray, phases: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ def p3(refvec_dir):
     return f["pred1_desc"][0], f["pred2_desc"][0]
 
 
-@pytest.mark.parametrize("backend,block_size", [("torch", 2**12), ("torch", None), ("faiss", None)])
+@pytest.mark.parametrize("backend,block_size", [("torch", 2**12), ("faiss", None)])
 def test_p3_nearest_neighbours_equal_official(frm_ref, p3, backend, block_size):
     nn01, nn10 = dense_nearest_neighbours(*p3, backend=backend, block_size=block_size)
     np.testing.assert_array_equal(nn01, frm_ref["p3_dense_nn12"])
@@ -49,7 +49,7 @@ def _naive(d0, d1, dist):
     return s.argmax(1), s.argmax(0)  # first maximum: lowest index on ties
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(h0=st.integers(1, 8), w0=st.integers(1, 8), h1=st.integers(1, 8), w1=st.integers(1, 8),
        d=st.integers(1, 4), seed=st.integers(0, 2**31 - 1), block=st.sampled_from([None, 1, 5, 17]),
        dist=st.sampled_from(["dot", "l2"]), backend=st.sampled_from(["torch", "faiss"]))
@@ -76,7 +76,7 @@ def test_planted_pairs_anywhere_are_found():
     d1 /= np.linalg.norm(d1, axis=-1, keepdims=True)
     src, dst = rng.choice(600, 50, replace=False), rng.choice(825, 50, replace=False)
     d1.reshape(-1, 12)[dst] = d0.reshape(-1, 12)[src]
-    xy0, xy1 = dense_reciprocal_nn(d0, d1, block_size=64)
+    xy0, xy1 = dense_reciprocal_nn(d0, d1, block_size=256)
     found = set(zip((xy0[:, 0] + 20 * xy0[:, 1]).tolist(), (xy1[:, 0] + 33 * xy1[:, 1]).tolist()))
     assert set(zip(src.tolist(), dst.tolist())) <= found
 
