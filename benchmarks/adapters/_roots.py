@@ -8,11 +8,14 @@ benchmark folder, so both spellings read the same data (and record the same ``ro
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["resolve_root", "is_synthetic_root"]
+from benchmarks.hashing import dataset_checksum
+
+__all__ = ["resolve_root", "is_synthetic_root", "listing_checksum"]
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +37,20 @@ def is_synthetic_root(root: Path) -> bool:
     from datasets.synthetic.suite import read_manifest
 
     return read_manifest(Path(root)) is not None
+
+
+def listing_checksum(root: Path, patterns: Sequence[str]) -> str | None:
+    """A cheap dataset fingerprint for releases with millions of files: the synthetic suite's
+    ``MANIFEST.json`` hash when present, else the SHA-256 of the sorted ``path<TAB>size`` lines of the
+    files (and folder names) matching the glob ``patterns`` under ``root`` (annotations, camera
+    files), prefixed ``"listing:<patterns>:"``. None when ``root`` does not exist."""
+    root = Path(root)
+    if (root / "MANIFEST.json").is_file() or not root.is_dir():
+        return dataset_checksum(root)
+    lines = set()
+    for pattern in patterns:
+        for path in root.glob(pattern):
+            size = path.stat().st_size if path.is_file() else -1
+            lines.add(f"{path.relative_to(root).as_posix()}\t{size}\n")
+    digest = hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()
+    return f"listing:{','.join(patterns)}:{digest}"

@@ -36,7 +36,7 @@ from typing import Any, ClassVar, Literal
 
 from benchmarks.adapters._pose_solvers import PoseEstimatorConfig
 from benchmarks.adapters._posediffusion import FrameSampler, PoseDiffusionProtocol, pair_viewpoints
-from benchmarks.adapters._roots import is_synthetic_root, resolve_root
+from benchmarks.adapters._roots import is_synthetic_root, listing_checksum, resolve_root
 from benchmarks.adapters._synthetic_gt import SyntheticTruth
 from benchmarks.types import Correspondences, Sample
 from datasets.co3dv2 import SEEN_CATEGORIES, Co3dDataset
@@ -105,6 +105,11 @@ class Co3dv2Adapter(PoseDiffusionProtocol):
         self.config = config or Co3dv2Config()
         self.estimator = estimator or Co3dv2EstimatorConfig()
         self._truth = SyntheticTruth(self.root)
+
+    def dataset_checksum(self) -> str | None:
+        """Fingerprint of the annotation files (the release has ~1.5M image/depth/mask files)."""
+        return listing_checksum(self.root, ("*/frame_annotations.jgz", "*/sequence_annotations.jgz",
+                                            "*/set_lists/*.json"))
 
     def min_frames(self) -> int:
         """The effective ``min_frames`` (see :class:`Co3dv2Config`)."""

@@ -68,7 +68,7 @@ class MapFreeConfig:
     """Protocol options (``adapter.<field>``).
 
     Attributes:
-        split: ``val`` (public GT) or ``test`` (hidden GT: export only); ``train`` works too.
+        split: ``val`` (public GT) or ``test`` (hidden GT: export only).
         stride: evaluate every ``stride``-th query frame by position (single-frame track: 5).
         scenes: scene names to evaluate; empty = all scenes of the split.
     """

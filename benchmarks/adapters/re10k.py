@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 from benchmarks.adapters._pose_solvers import PoseEstimatorConfig
 from benchmarks.adapters._posediffusion import FrameSampler, PoseDiffusionProtocol, pair_viewpoints
-from benchmarks.adapters._roots import resolve_root
+from benchmarks.adapters._roots import listing_checksum, resolve_root
 from benchmarks.adapters._synthetic_gt import SyntheticTruth
 from benchmarks.types import Correspondences, Sample
 from datasets.re10k import Re10kDataset, read_sequence_list
@@ -81,6 +81,12 @@ class Re10kAdapter(PoseDiffusionProtocol):
         self.config = config or Re10kConfig()
         self.estimator = estimator or Re10kEstimatorConfig()
         self._truth = SyntheticTruth(self.root)
+
+    def dataset_checksum(self) -> str | None:
+        """Fingerprint of the camera files and extracted clip folders (not of every frame)."""
+        split = self.config.split
+        frames = [f"frames/{split}/*"] if self.config.frames_root is None else []
+        return listing_checksum(self.root, (f"{split}/*.txt", *frames))
 
     def sequences(self, ds: Re10kDataset) -> list[str]:
         """Sequence ids to evaluate, in protocol order."""

@@ -99,3 +99,18 @@ def test_sift_gives_plausible_finite_numbers(synthetic_root, tmp_path, one_torch
     assert m["num_pairs"] == 3
     for key in ("rra15_pooled_pct", "rta15_pooled_pct", "maa30_pooled_pct", "failed_pair_pct"):
         assert 0.0 <= m[key] <= 100.0
+
+
+def test_dataset_checksum_lists_annotations_only(root, tmp_path):
+    """Without the suite's MANIFEST the fingerprint covers annotation files, not ~1.5M images."""
+    copy = tmp_path / "co3dv2"
+    for path in root.glob("*/*.jgz"):
+        (copy / path.parent.name).mkdir(parents=True, exist_ok=True)
+        (copy / path.parent.name / path.name).write_bytes(path.read_bytes())
+    first = Co3dv2Adapter(copy).dataset_checksum()
+    assert first is not None and first.startswith("listing:")
+    (copy / "apple" / "not_an_annotation.jpg").write_bytes(b"x")
+    assert Co3dv2Adapter(copy).dataset_checksum() == first
+    (copy / "apple" / "frame_annotations.jgz").write_bytes(b"changed")
+    assert Co3dv2Adapter(copy).dataset_checksum() != first
+    assert Co3dv2Adapter(root).dataset_checksum().startswith("manifest:")
