@@ -199,18 +199,19 @@ class DtuAdapter:
         return {k: (None if not np.isfinite(res[k]) else float(res[k])) for k in _METRICS}
 
     def summarize(self, records: Iterable[Record]) -> dict[str, Any]:
-        """Means over scans (mm) of accuracy, completeness and overall; None when any scan has no
-        score (a failed scan cannot be averaged: see ``num_failed_scans``); mean point counts."""
+        """``mean_{accuracy,completeness,overall}_mm``: means over scans; None when any scan has no
+        score (a failed scan cannot be averaged: see ``num_failed_scans``). ``mean_points``,
+        ``mean_points_in_obs``: mean point counts (input cloud, accuracy set) over scored scans."""
         records = list(records)
         out: dict[str, Any] = {"num_scans": len(records)}
         failed = [r for r in records if r.metrics.get("overall_mm") is None]
         out["num_failed_scans"] = len(failed)
         for key in ("accuracy", "completeness", "overall"):
             vals = [float(r.metrics.get(f"{key}_mm") or 0.0) for r in records]
-            out[f"{key}_mean_mm"] = float(np.mean(vals)) if records and not failed else None
-        for key in ("n_points", "n_in_obs"):
+            out[f"mean_{key}_mm"] = float(np.mean(vals)) if records and not failed else None
+        for key, name in (("n_points", "mean_points"), ("n_in_obs", "mean_points_in_obs")):
             counts = [float(v) for r in records if (v := r.metrics.get(key)) is not None]
-            out[f"{key[2:]}_mean"] = float(np.mean(counts)) if counts else None
+            out[name] = float(np.mean(counts)) if counts else None
         return out
 
     def export(self, records: Iterable[Any], out_dir: Path, method: str = "mast3r") -> list[Path]:

@@ -94,9 +94,9 @@ def test_oracle_cloud_is_on_the_surface_and_score_reproduces(synthetic_root: Pat
     assert rec.key == "scan1" and rec.prediction["num_inliers"] > 5000
     assert Path(rec.prediction["values"]["ply"]).parent == tmp_path / "ply"
     # exact matches + exact cameras: the accuracy is the thinned STL's own floor
-    assert m["accuracy_mean_mm"] <= _floor_accuracy(root) + 0.02
-    assert 0.0 < m["completeness_mean_mm"] < 5.0  # areas seen by a single view cannot be triangulated
-    assert m["overall_mean_mm"] == pytest.approx((m["accuracy_mean_mm"] + m["completeness_mean_mm"]) / 2)
+    assert m["mean_accuracy_mm"] <= _floor_accuracy(root) + 0.02
+    assert 0.0 < m["mean_completeness_mm"] < 5.0  # areas seen by a single view cannot be triangulated
+    assert m["mean_overall_mm"] == pytest.approx((m["mean_accuracy_mm"] + m["mean_completeness_mm"]) / 2)
     (ply,) = ad.export(records, tmp_path / "export")
     assert ply.name == "mast3r001_l3.ply"
     out = tmp_path / "score.json"
@@ -113,9 +113,9 @@ def test_random_is_far_worse(synthetic_root: Path, tmp_path: Path):
     m = result.summary["metrics"]
     (rec,) = records
     if rec.prediction["success"]:  # a few random matches pass the 1 px test by chance
-        assert m["overall_mean_mm"] > 5.0 and m["points_mean"] < 200
+        assert m["mean_overall_mm"] > 5.0 and m["mean_points"] < 200
     else:
-        assert rec.prediction["failure_reason"] == "no_points" and m["overall_mean_mm"] is None
+        assert rec.prediction["failure_reason"] == "no_points" and m["mean_overall_mm"] is None
 
 
 def test_failures_and_missing_gt(synthetic_root: Path, tmp_path: Path):
@@ -133,9 +133,9 @@ def test_failures_and_missing_gt(synthetic_root: Path, tmp_path: Path):
                             "n_in_obs": 8}, {"success": True})
     bad = Record("scan4", dict.fromkeys(("accuracy_mm", "completeness_mm", "overall_mm")), {"success": False})
     s = ad.summarize([good])
-    assert (s["accuracy_mean_mm"], s["completeness_mean_mm"], s["overall_mean_mm"]) == (1.0, 2.0, 1.5)
+    assert (s["mean_accuracy_mm"], s["mean_completeness_mm"], s["mean_overall_mm"]) == (1.0, 2.0, 1.5)
     s = ad.summarize([good, bad])
-    assert s["overall_mean_mm"] is None and s["num_failed_scans"] == 1 and s["points_mean"] == 10.0
+    assert s["mean_overall_mm"] is None and s["num_failed_scans"] == 1 and s["mean_points"] == 10.0
 
 
 def test_cli_run_acceptance(synthetic_root: Path, tmp_path: Path, capsys, monkeypatch):
@@ -154,4 +154,4 @@ def test_sift_is_plausible(synthetic_root: Path, tmp_path: Path):
                     artifacts_dir=tmp_path / "ply")
     result, _ = _run(ad, SiftMatcher(), tmp_path)
     m = result.summary["metrics"]
-    assert m["num_failed_scans"] == 0 and m["accuracy_mean_mm"] < 5.0
+    assert m["num_failed_scans"] == 0 and m["mean_accuracy_mm"] < 5.0
