@@ -71,7 +71,7 @@ class InLocAdapter(VislocAdapter):
         super().__init__(root, config, estimator)
         self.dataset = InLocDataset(self.root)
         self._sized = False  # cutout size read from the first cutout's header (real: 1600x1200)
-        self._xyz = LRU(8)
+        self._xyz = LRU(4)
         self._sidecar: Any = None
 
     def _query_views(self) -> list[View]:
