@@ -44,7 +44,7 @@ import socket
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -329,6 +329,7 @@ class Runner:
             "num_failures": sum(not r.prediction.get("success", False) for r in records.values()),
             "metrics": self.adapter.summarize(list(records.values())),
         }
+        summary["exports"] = export_run(self.adapter, records.values(), run_dir)
         write_json_atomic(run_dir.summary_path, summary)
         total = dist.rates(sum(s["samples"] for s in stats), sum(s["pairs"] for s in stats),
                            max(s["seconds"] for s in stats))
@@ -348,6 +349,20 @@ class Runner:
     def _result(self, run_dir: RunDir, outcome: dict[str, Any], comm: Any) -> RunResult:
         extra = {"rank": comm.rank, "world_size": comm.world_size}
         return RunResult(run_dir, self.spec, **outcome, extra=extra)
+
+
+def export_run(adapter: Any, records: Iterable[Record], run_dir: RunDir) -> list[str]:
+    """Write the adapter's official export files (submission zip, upload file, PLY) of a finished
+    run into ``<run dir>/export/``; their paths relative to the run directory. Adapters without
+    ``export`` write nothing."""
+    export = getattr(adapter, "export", None)
+    if not callable(export):
+        return []
+    out = run_dir.path / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    base = run_dir.path.resolve()
+    paths = [Path(p).resolve() for p in export(list(records), out)]
+    return [p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p) for p in paths]
 
 
 def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:

@@ -77,7 +77,8 @@ class OracleMatcher:
     def match(self, view0: View, view1: View, gt: Correspondences | None = None) -> Correspondences:
         if gt is None:
             raise GroundTruthUnavailable(f"no ground-truth correspondences for {view0.name} -> {view1.name}")
-        corrs = Correspondences(gt.pts0, gt.pts1, np.ones(len(gt), np.float32), gt.pts3d0, gt.pts3d1)
+        corrs = Correspondences(gt.pts0, gt.pts1, np.ones(len(gt), np.float32), gt.pts3d0, gt.pts3d1,
+                                meta=dict(gt.meta))
         cfg = self.config
         if cfg.max_matches and len(corrs) > cfg.max_matches:
             corrs = corrs.subset(np.linspace(0, len(corrs) - 1, cfg.max_matches).round().astype(int))
