@@ -1,0 +1,173 @@
+"""``benchmarks.paper`` / ``mast3r-bench table paper``: published numbers as the spec marks them,
+ours beside them, empty cells without runs, FRM and bucket tables, three formats."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from benchmarks import paper
+from benchmarks.cli import main
+from benchmarks.store import to_jsonable
+from benchmarks.types import Record
+
+
+def fake_run(results: Path, bench: str, matcher: str, slug: str, metrics: dict, *, matcher_config=None,
+             records=(), adapter_config=None) -> Path:
+    """A finished run directory as the runner writes it (config, summary, records)."""
+    key = f"{abs(hash((bench, matcher, slug))):016x}"[:8]
+    path = results / "runs" / bench / matcher / f"{slug}-{key}"
+    path.mkdir(parents=True)
+    config = {"key": key, "slug": slug, "adapter": bench, "adapter_version": "1", "matcher": matcher,
+              "matcher_config": matcher_config or {}, "adapter_config": adapter_config or {},
+              "estimator_config": {}, "weights": None, "seed": 0}
+    (path / "config.json").write_text(json.dumps(config))
+    summary = {"bench": bench, "matcher": matcher, "slug": slug, "key": key, "num_records": len(records),
+               "num_failures": 0, "metrics": metrics}
+    (path / "summary.json").write_text(json.dumps(summary))
+    (path / "records.jsonl").write_text("".join(json.dumps(to_jsonable(r)) + "\n" for r in records))
+    return path
+
+
+def test_published_csv_is_the_spec():
+    rows = paper.load_published()
+    by = {(r["benchmark"], r["method"], r["metric"]): r for r in rows}
+
+    def check(bench, method, metric, value, verified):
+        row = by[(bench, method, metric)]
+        assert row["value"] == pytest.approx(value) and row["verified"] is verified, (bench, method, metric)
+
+    check("mapfree", "MASt3R", "vcre_auc", 0.933, True)
+    check("mapfree", "MASt3R", "trans_median_m", 0.36, True)
+    check("mapfree", "MASt3R", "vcre_precision_pct", 79.3, False)
+    check("mapfree", "MASt3R", "pose_auc", 0.740, False)
+    check("mapfree", "DUSt3R", "vcre_auc", 0.697, True)
+    check("mapfree", "LoFTR (KBR depth)", "vcre_precision_pct", 34, True)
+    check("co3dv2", "MASt3R", "maa30_pct", 81.8, True)
+    check("co3dv2", "DUSt3R (pairwise)", "maa30_pct", 77.2, True)
+    check("co3dv2", "DUSt3R (pairwise)", "rra15_pct", 94.3, False)
+    check("co3dv2", "PoseDiffusion", "rta15_pct", 79.8, False)
+    check("re10k", "MASt3R", "maa30_pct", 76.4, True)
+    check("re10k", "DUSt3R-GA", "maa30_pct", 67.7, False)
+    check("dtu", "MASt3R", "overall_mm", 0.374, True)
+    check("dtu", "DUSt3R", "overall_mm", 1.741, True)
+    check("dtu", "DUSt3R", "acc_mm", 2.677, False)
+    check("dtu", "GeoMVSNet", "overall_mm", 0.295, True)
+    check("aachen", "SuperPoint+SuperGlue (NetVLAD top-50)", "night_0.5m_5deg_pct", 93.9, True)
+    check("aachen", "MASt3R (top-20)", "day_0.25m_2deg_pct", 83.4, False)
+    check("inloc", "SuperPoint+SuperGlue (temporal pairs)", "duc2_1m_10deg_pct", 82.4, True)
+    check("inloc", "MASt3R (top-1)", "duc1_0.25m_10deg_pct", 41.9, False)
+    assert all(not r["verified"] for r in rows if r["method"].startswith("MASt3R (top"))
+    assert len(rows) == len(by) == 75 and all(r["citation"] for r in rows)
+    specs = {(b, m.id) for t in paper.PAPER_TABLES.values() for b, ms in t.metrics.items() for m in ms}
+    assert {(r["benchmark"], r["metric"]) for r in rows} <= specs
+
+
+def test_published_csv_errors_name_the_line(tmp_path):
+    bad = tmp_path / "p.csv"
+    bad.write_text(",".join(paper.PUBLISHED_COLUMNS) + "\nmapfree,mapfree,X,vcre_auc,0.5,,c,true,\n"
+                   "mapfree,mapfree,X,pose_auc,abc,,c,true,\n")
+    with pytest.raises(ValueError, match=r"p.csv:3: value 'abc'"):
+        paper.load_published(bad)
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match=r"p.csv:1: expected columns"):
+        paper.load_published(bad)
+
+
+def test_metric_spec_units_and_fallbacks():
+    spec = paper.MetricSpec("vcre_precision_pct", "VCRE Prec.", "%",
+                            (("precision_vcre_pct", 1.0), ("precision_vcre", 100.0)))
+    assert spec.value({"precision_vcre": 0.25}) == 25.0
+    assert spec.value({"precision_vcre_pct": 30.0, "precision_vcre": 0.25}) == 30.0
+    assert spec.value({"vcre_precision_pct": 7.0}) == 7.0  # the paper id itself, last
+    assert spec.value({"precision_vcre": None}) is None
+    assert spec.value({"precision_vcre": float("nan")}) is None
+
+
+def test_paper_tables_ours_beside_published(tmp_path):
+    results = tmp_path / "results"
+    fake_run(results, "co3dv2", "mast3r", "default", {"rra15_category_mean_pct": 90.0,
+             "rta15_category_mean_pct": 80.0, "maa30_category_mean_pct": 70.0},
+             matcher_config={"frm": {"subsample": 8, "dense": False}, "c2f": False},
+             records=[Record("s", {}, {"success": True}, {"num_matches": [100, 300]},
+                             {"matcher.match": 0.4, "matcher.forward": 2.0})])
+    fake_run(results, "co3dv2", "mast3r", "matcher.frm.subsample=4", {"rra15_category_mean_pct": 91.0},
+             matcher_config={"frm": {"subsample": 4, "dense": False}, "c2f": False})
+    fake_run(results, "mapfree", "sift", "default", {"auc_vcre": 0.5, "precision_vcre": 0.25})
+    texts = paper.write_paper_tables(results, tmp_path / "tables", paper.load_published())
+    assert {"mapfree", "relpose", "visloc", "dtu", "frm"} <= set(texts) and "buckets" not in texts
+
+    md = texts["relpose"]["md"].splitlines()
+    mast3r = next(line for line in md if line.startswith("| MASt3R "))
+    cells = [c.strip() for c in mast3r.strip("|").split("|")]
+    assert cells[:7] == ["MASt3R", "90", "94.6 [1]", "80", "91.9 [1]", "70", "81.8 [1]"]
+    assert any(line.startswith("| mast3r [frm.subsample=4] (ours)") for line in md)
+    dust3r = next(line for line in md if line.startswith("| DUSt3R (pairwise)"))
+    assert "94.3† [2]" in dust3r and dust3r.split("|")[2].strip() == ""  # no run: empty ours cell
+    assert "† recalled, not verified" in texts["relpose"]["md"]
+    sift = next(line for line in texts["mapfree"]["md"].splitlines() if line.startswith("| sift (ours)"))
+    assert [c.strip() for c in sift.strip("|").split("|")][1:7:2] == ["0.5", "", "25"]
+    assert "\\toprule" in texts["mapfree"]["latex"] and "$^\\dagger$" in texts["mapfree"]["latex"]
+    assert "VCRE Prec. (\\%) [paper]" in texts["mapfree"]["latex"]
+    csv_lines = texts["dtu"]["csv"].splitlines()
+    assert csv_lines[0] == "table,row,benchmark,metric,source,value,unit,verified,citation"
+    assert len(csv_lines) == 1 + 7 and "dtu,MASt3R,dtu,overall_mm,paper,0.374,mm,true," in texts["dtu"]["csv"]
+
+    frm = texts["frm"]["md"]
+    assert "co3dv2: mast3r [frm.subsample=4]" in frm and "co3dv2: mast3r [frm.subsample=8]" in frm
+    row8 = next(line for line in frm.splitlines() if "subsample=8" in line)
+    assert [c.strip() for c in row8.strip("|").split("|")][1:6] == ["8", "off", "90", "200", "0.2"]
+    assert (tmp_path / "tables" / "paper-frm.tex").is_file()
+    assert (tmp_path / "tables" / "paper-dtu.csv").is_file()
+
+
+@dataclass(frozen=True)
+class _Cfg:
+    x: int = 0
+
+
+class _PairBucketAdapter:
+    """Stands in for a PoseDiffusion-style adapter: per-pair rotation errors, RRA@15 over pairs."""
+
+    Config = _Cfg
+    EstimatorConfig = _Cfg
+
+    def __init__(self, root, config, estimator) -> None:
+        self.root = root
+
+    def summarize(self, records):
+        errs = [e for r in records for e in r.metrics["rot_err_deg"]]
+        assert all(len(r.metrics["rot_err_deg"]) == r.metrics["num_pairs"] for r in records)
+        return {"rra15_pooled_pct": 100.0 * sum(e < 15 for e in errs) / len(errs)}
+
+
+def test_bucket_split(tmp_path, monkeypatch):
+    from benchmarks.registry import ADAPTERS
+
+    real_get = ADAPTERS.get
+    monkeypatch.setattr(ADAPTERS, "get",
+                        lambda name: _PairBucketAdapter if name == "co3dv2" else real_get(name))
+    recs = [Record("a", {"rot_err_deg": [5.0, 20.0, 3.0], "num_pairs": 3}, {"success": True},
+                   {"pair_viewpoint_bucket": ["0-30", "30-60", "30-60"]}),
+            Record("b", {"rot_err_deg": [40.0], "num_pairs": 1}, {"success": True},
+                   {"pair_viewpoint_bucket": ["0-30"]})]
+    fake_run(tmp_path / "results", "co3dv2", "sift", "default", {"rra15_pooled_pct": 50.0}, records=recs)
+    cells = paper.bucket_cells(paper.collect_runs(tmp_path / "results"), tmp_path / "data")
+    got = {c.metric: c.value for c in cells if c.metric.endswith("rra15_pct")}
+    assert got == {"0-30/rra15_pct": 50.0, "30-60/rra15_pct": 50.0}
+    text = paper.render_cells(cells, "md")
+    assert "0-30 RRA@15 (%)" in text and "co3dv2: sift" in text
+
+
+def test_table_paper_command(tmp_path, capsys):
+    assert main(["table", "paper", "--results", str(tmp_path / "r"), "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "mapfree,MASt3R,mapfree,vcre_auc,paper,0.933,,true," in out
+    assert sorted(p.name for p in (tmp_path / "r" / "tables").iterdir())[:3] == [
+        "paper-dtu.csv", "paper-dtu.md", "paper-dtu.tex"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("nope\n")
+    assert main(["table", "paper", "--results", str(tmp_path / "r"), "--published", str(bad)]) == 2
