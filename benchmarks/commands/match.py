@@ -208,7 +208,7 @@ def _match_with_registry(args: argparse.Namespace) -> dict[str, np.ndarray]:
             arrays[f"true_shape{i}"] = np.asarray(prep.true_shape, dtype=np.int32)
     for key in ("focal0_px", "focal1_px"):
         if corrs.meta.get(key) is not None:
-            arrays[key] = np.float64(corrs.meta[key])
+            arrays[key] = np.asarray(corrs.meta[key], np.float64)
     return arrays
 
 
@@ -217,13 +217,13 @@ def handler(args: argparse.Namespace) -> int:
         from benchmarks.registry import UnknownNameError
 
         try:
-            arrays = _match_with_registry(args)
+            out = _match_with_registry(args)
         except (UnknownNameError, ValueError, RuntimeError, OSError) as exc:  # config/weights/image errors
             log.debug("match failed", exc_info=True)
             print(f"mast3r-bench match: error: {exc}".splitlines()[0], file=sys.stderr)
             return 2
-        _save_npz_atomic(args.out, arrays)
-        log.info("wrote %s: %d matches", args.out, len(arrays["conf"]))
+        _save_npz_atomic(args.out, out)
+        log.info("wrote %s: %d matches", args.out, len(out["conf"]))
         return 0
     if args.checkpoint is None:
         print("mast3r-bench match: error: give --checkpoint PATH (or --matcher NAME)", file=sys.stderr)

@@ -99,7 +99,7 @@ class PairForward:
     cached: bool = False
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        out: dict[str, np.ndarray] = {"seconds": np.float64(self.seconds)}
+        out: dict[str, np.ndarray] = {"seconds": np.asarray(self.seconds, np.float64)}
         for prefix, maps in (("v0", self.view0), ("v1", self.view1), ("own1", self.own1 or {})):
             for name, t in maps.items():
                 out[f"{prefix}.{name}"] = t.detach().float().cpu().numpy()
@@ -158,7 +158,7 @@ class ForwardCache:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".npz.tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **fwd.to_arrays())
+                np.savez(f, **fwd.to_arrays())  # type: ignore[arg-type]
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):

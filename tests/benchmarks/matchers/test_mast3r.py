@@ -284,3 +284,30 @@ def test_crash_in_one_pair_is_a_failure_record(tmp_path):
     assert not bad["success"] and bad["failure_reason"].startswith("matcher_error") and broken.name in \
         bad["failure_reason"]
     assert all(records[s.key].meta["num_matches"][0] > 0 for s in (samples[0], samples[2]))
+
+
+@pytest.mark.gpu
+def test_cuda_paths(tiny_checkpoint, ramps):
+    """Device plumbing on CUDA: the ramp stand-in gives the same matches as on CPU (FRM, dense, c2f);
+    the tiny checkpoint runs in fp32 and bf16, and the dust3r matcher too."""
+    from dataclasses import replace
+
+    from benchmarks.matchers.dust3r import Dust3rConfig, Dust3rMatcher
+
+    view0, view1 = ramps
+    for over in ({}, {"frm.dense": "on"}, {"c2f": "on", "c2f_config.window_size": "64"}):
+        cfg = apply_overrides(Mast3rConfig(checkpoint="", size=64, estimate_focals=False,
+                                           frm=FRMConfig(subsample=2)), over)
+        cpu = Mast3rMatcher(cfg, "cpu", forward_cache=ForwardCache(None), model=RampModel())
+        gpu = Mast3rMatcher(cfg, "cuda", forward_cache=ForwardCache(None), model=RampModel())
+        cpu, gpu = cpu.match(view0, view1), gpu.match(view0, view1)
+        assert len(gpu) > 50, over
+        assert set(map(tuple, gpu.pts0.tolist())) == set(map(tuple, cpu.pts0.tolist())), over
+    cfg = Mast3rConfig(checkpoint=str(tiny_checkpoint), size=64, frm=FRMConfig(subsample=2))
+    for precision in ("fp32", "bf16", "fp16"):
+        matcher = Mast3rMatcher(replace(cfg, precision=precision), "cuda", forward_cache=ForwardCache(None))
+        out = matcher.match(view0, view1)
+        assert len(out) > 0 and np.isfinite(out.pts3d0).all() and out.timings["forward"] > 0, precision
+    dust = Dust3rMatcher(Dust3rConfig(checkpoint=str(tiny_checkpoint), size=64, conf_thr=0.0), "cuda",
+                         forward_cache=ForwardCache(None)).match(view0, view1)
+    assert len(dust) > 0
