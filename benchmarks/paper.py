@@ -10,8 +10,8 @@ metric, value, unit, citation, verified, note``; numbers from ``spec/benchmarks.
 exactly as the spec marks them). Every cell says where it comes from: each metric has an ``ours``
 and a ``paper`` column; unverified published values carry a dagger; cells without a run are empty.
 A published method is put on the same row as our run of the matching matcher (``MASt3R`` ->
-``mast3r``, ``DUSt3R``/``DUSt3R (pairwise)`` -> ``dust3r``) when that run has the default settings;
-other runs get their own rows (``matcher [variant]``).
+``mast3r``, ``DUSt3R``/``DUSt3R (pairwise)`` -> ``dust3r``) when that run has the default settings
+(the checkpoint path aside); other runs get their own rows (``matcher [settings]``).
 Our summary keys are mapped to the paper's metrics by :class:`MetricSpec` (with unit factors, e.g.
 fractions -> percent). Markdown, CSV (long format: one value per line) and LaTeX (booktabs).
 """
@@ -30,8 +30,8 @@ from typing import Any
 from benchmarks.store import RecordStore, list_runs, read_json
 
 __all__ = ["MetricSpec", "PaperTable", "PAPER_TABLES", "RunInfo", "Cell", "load_published", "collect_runs",
-           "distinct_labels", "paper_cells", "frm_cells", "bucket_cells", "render_cells",
-           "write_paper_tables"]
+           "distinct_labels", "nondefault_settings", "paper_cells", "frm_cells", "bucket_cells",
+           "render_cells", "write_paper_tables"]
 log = logging.getLogger(__name__)
 
 PUBLISHED_COLUMNS = ("table", "benchmark", "method", "metric", "value", "unit", "citation", "verified",
@@ -151,16 +151,46 @@ def distinct_labels(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     return labels
 
 
+def nondefault_settings(run: RunInfo) -> list[str] | None:
+    """``key=value`` of the run's settings that differ from the classes' defaults (the checkpoint
+    path excepted: it names the weights, it is not a variant); None when the classes are not
+    importable."""
+    from benchmarks.config import to_dict
+    from benchmarks.registry import ADAPTERS, MATCHERS
+
+    if run.slug == "default":
+        return []
+    try:
+        m_cls, a_cls = MATCHERS.get(run.matcher), ADAPTERS.get(run.bench)
+        defaults = {"matcher_config": to_dict(m_cls.Config()), "adapter_config": to_dict(a_cls.Config()),
+                    "estimator_config": to_dict(a_cls.EstimatorConfig())}
+    except Exception:  # noqa: BLE001 - a missing adapter module must not break the tables
+        return None
+    out = []
+    for group, want in defaults.items():
+        have, want = _flatten(run.config.get(group) or {}), _flatten(want)
+        prefix = "" if group == "matcher_config" else group.split("_")[0] + "."
+        for k in sorted(set(have) | set(want)):
+            if not (group == "matcher_config" and k == "checkpoint") and have.get(k) != want.get(k):
+                out.append(f"{prefix}{k.replace('/', '.')}={have.get(k)}")
+    if run.config.get("seed"):
+        out.append(f"seed={run.config['seed']}")
+    return out
+
+
 def _run_labels(runs: Sequence[RunInfo]) -> dict[Path, str]:
-    """Per run: its matcher name (one run of that matcher on the benchmark, default settings), else
-    :func:`distinct_labels` within the (benchmark, matcher) group."""
+    """Per run: its matcher name when it is the only run of that matcher on the benchmark (with its
+    non-default settings in brackets), else :func:`distinct_labels` within the (benchmark, matcher)
+    group."""
     out: dict[Path, str] = {}
     groups: dict[tuple[str, str], list[RunInfo]] = {}
     for r in runs:
         groups.setdefault((r.bench, r.matcher), []).append(r)
     for group in groups.values():
         if len(group) == 1:
-            out[group[0].path] = group[0].label
+            diff = nondefault_settings(group[0])
+            out[group[0].path] = (group[0].label if diff is None else
+                                  group[0].matcher + (f" [{', '.join(diff)}]" if diff else ""))
             continue
         for r, lab in zip(group, distinct_labels([r.config for r in group])):
             out[r.path] = lab
@@ -253,7 +283,7 @@ def paper_cells(table: PaperTable, runs: Sequence[RunInfo],
     for run in runs:
         if run.bench not in table.metrics:
             continue
-        row = merged.get((run.bench, run.matcher)) if run.slug == "default" else None
+        row = merged.get((run.bench, run.matcher)) if nondefault_settings(run) == [] else None
         row = row or f"{labels[run.path]} (ours)"
         for spec in table.metrics[run.bench]:
             cells.append(Cell(table.id, row, run.bench, spec.id, spec.label, "ours", spec.value(run.metrics),

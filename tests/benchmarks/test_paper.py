@@ -16,14 +16,14 @@ from benchmarks.types import Record
 
 
 def fake_run(results: Path, bench: str, matcher: str, slug: str, metrics: dict, *, matcher_config=None,
-             records=(), adapter_config=None) -> Path:
+             records=(), adapter_config=None, estimator_config=None) -> Path:
     """A finished run directory as the runner writes it (config, summary, records)."""
     key = f"{abs(hash((bench, matcher, slug))):016x}"[:8]
     path = results / "runs" / bench / matcher / f"{slug}-{key}"
     path.mkdir(parents=True)
     config = {"key": key, "slug": slug, "adapter": bench, "adapter_version": "1", "matcher": matcher,
               "matcher_config": matcher_config or {}, "adapter_config": adapter_config or {},
-              "estimator_config": {}, "weights": None, "seed": 0}
+              "estimator_config": estimator_config or {}, "weights": None, "seed": 0}
     (path / "config.json").write_text(json.dumps(config))
     summary = {"bench": bench, "matcher": matcher, "slug": slug, "key": key, "num_records": len(records),
                "num_failures": 0, "metrics": metrics}
@@ -171,3 +171,28 @@ def test_table_paper_command(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("nope\n")
     assert main(["table", "paper", "--results", str(tmp_path / "r"), "--published", str(bad)]) == 2
+
+
+def test_checkpoint_path_is_not_a_variant(tmp_path, monkeypatch):
+    """A run with default settings but an explicit checkpoint sits on the published MASt3R row; other
+    settings are named in its label."""
+    from benchmarks.config import to_dict
+    from benchmarks.matchers.mast3r import Mast3rConfig
+    from benchmarks.registry import ADAPTERS
+
+    real_get = ADAPTERS.get
+    monkeypatch.setattr(ADAPTERS, "get",
+                        lambda name: _PairBucketAdapter if name in ("co3dv2", "re10k") else real_get(name))
+    results = tmp_path / "results"
+    fake_run(results, "co3dv2", "mast3r", "matcher.checkpoint=-w.pth", {"maa30_category_mean_pct": 12.5},
+             matcher_config=to_dict(Mast3rConfig(checkpoint="/w.pth")), adapter_config={"x": 0},
+             estimator_config={"x": 0})
+    fake_run(results, "re10k", "mast3r", "matcher.size=224", {"maa30_pooled_pct": 7.0},
+             matcher_config=to_dict(Mast3rConfig(checkpoint="/w.pth", size=224)), adapter_config={"x": 0},
+             estimator_config={"x": 0})
+    runs = paper.collect_runs(results)
+    assert sorted(map(paper.nondefault_settings, runs)) == [[], ["size=224"]]
+    md = paper.render_cells(paper.paper_cells(paper.PAPER_TABLES["relpose"], runs, paper.load_published()))
+    mast3r = next(line for line in md.splitlines() if line.startswith("| MASt3R "))
+    assert "| 12.5 " in mast3r
+    assert any(line.startswith("| mast3r [size=224] (ours)") and "| 7 " in line for line in md.splitlines())
