@@ -14,6 +14,12 @@ also when it came from the cache), ``match`` and, with coarse-to-fine, ``c2f``; 
 view 1's comes from the swapped forward (1, 0) that reuses the encoder output, run only when
 ``estimate_focals``), ``forward_cached``, ``net_shape0/1`` (H, W), counters.
 
+Coarse-to-fine: window crops of the original images (optionally downscaled to ``c2f_max_size``)
+go through the network at their own size (no resampling) and are matched with the same ``frm``
+options as the coarse stage (visloc's ``pixel_tol`` seeding needs map points, which a pair matcher
+does not have); ``pts3d0/1`` of refined matches come from the coarse pointmaps at the nearest
+network pixel. Only the coarse forward is cached.
+
 The checkpoint defaults to ``$MAST3R_BENCH_CHECKPOINT``; none ships with the project
 (``mast3r-bench weights random-checkpoint OUT`` writes a random-init one for tests).
 """
