@@ -200,12 +200,13 @@ class DtuAdapter:
 
     def summarize(self, records: Iterable[Record]) -> dict[str, Any]:
         """``mean_{accuracy,completeness,overall}_mm``: means over scans; None when any scan has no
-        score (a failed scan cannot be averaged: see ``num_failed_scans``). ``mean_points``,
-        ``mean_points_in_obs``: mean point counts (input cloud, accuracy set) over scored scans."""
+        score (``num_unscored_scans``: solver failures, no GT, or no point near the GT -- DTUeval's
+        mean over an empty set is NaN -- cannot be averaged). ``mean_points``,
+        ``mean_points_in_obs``: mean point counts (input cloud, accuracy set) over evaluated scans."""
         records = list(records)
         out: dict[str, Any] = {"num_scans": len(records)}
         failed = [r for r in records if r.metrics.get("overall_mm") is None]
-        out["num_failed_scans"] = len(failed)
+        out["num_unscored_scans"] = len(failed)
         for key in ("accuracy", "completeness", "overall"):
             vals = [float(r.metrics.get(f"{key}_mm") or 0.0) for r in records]
             out[f"mean_{key}_mm"] = float(np.mean(vals)) if records and not failed else None

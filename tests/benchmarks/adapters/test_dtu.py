@@ -89,7 +89,7 @@ def test_oracle_cloud_is_on_the_surface_and_score_reproduces(synthetic_root: Pat
     ad = DtuAdapter(root, artifacts_dir=tmp_path / "ply")
     result, records = _run(ad, OracleMatcher(), tmp_path)
     m = result.summary["metrics"]
-    assert m["num_scans"] == 1 and m["num_failed_scans"] == 0
+    assert m["num_scans"] == 1 and m["num_unscored_scans"] == 0
     (rec,) = records
     assert rec.key == "scan1" and rec.prediction["num_inliers"] > 5000
     assert Path(rec.prediction["values"]["ply"]).parent == tmp_path / "ply"
@@ -135,7 +135,7 @@ def test_failures_and_missing_gt(synthetic_root: Path, tmp_path: Path):
     s = ad.summarize([good])
     assert (s["mean_accuracy_mm"], s["mean_completeness_mm"], s["mean_overall_mm"]) == (1.0, 2.0, 1.5)
     s = ad.summarize([good, bad])
-    assert s["mean_overall_mm"] is None and s["num_failed_scans"] == 1 and s["mean_points"] == 10.0
+    assert s["mean_overall_mm"] is None and s["num_unscored_scans"] == 1 and s["mean_points"] == 10.0
 
 
 def test_cli_run_acceptance(synthetic_root: Path, tmp_path: Path, capsys, monkeypatch):
@@ -154,4 +154,4 @@ def test_sift_is_plausible(synthetic_root: Path, tmp_path: Path):
                     artifacts_dir=tmp_path / "ply")
     result, _ = _run(ad, SiftMatcher(), tmp_path)
     m = result.summary["metrics"]
-    assert m["num_failed_scans"] == 0 and m["mean_accuracy_mm"] < 5.0
+    assert m["num_unscored_scans"] == 0 and m["mean_accuracy_mm"] < 5.0
