@@ -27,7 +27,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from benchmarks.store import RecordStore, list_runs, read_json
+from benchmarks.paper_runs import (
+    RunInfo,
+    bucket_key,
+    bucket_records,
+    collect_runs,
+    distinct_labels,
+    flatten,
+    nondefault_settings,
+    run_labels,
+)
+from benchmarks.store import RecordStore
 
 __all__ = ["MetricSpec", "PaperTable", "PAPER_TABLES", "RunInfo", "Cell", "load_published", "collect_runs",
            "distinct_labels", "nondefault_settings", "paper_cells", "frm_cells", "bucket_cells",
@@ -107,97 +117,6 @@ PAPER_TABLES: dict[str, PaperTable] = {t.id: t for t in (
 
 
 @dataclass(frozen=True)
-class RunInfo:
-    """A finished run: registry names, slug (``default`` or the non-default settings), flattened
-    summary metrics, its ``config.json`` and directory."""
-
-    bench: str
-    matcher: str
-    slug: str
-    metrics: Mapping[str, Any]
-    config: Mapping[str, Any]
-    path: Path
-
-    @property
-    def label(self) -> str:
-        return self.matcher if self.slug == "default" else f"{self.matcher} [{self.slug}]"
-
-
-def distinct_labels(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Labels of runs (their ``config.json`` contents) that tell them apart: ``matcher [key=value,
-    ...]`` with the settings whose values differ between runs of the same matcher (``#n`` appended
-    if still equal)."""
-    groups = ("matcher_config", "adapter_config", "estimator_config")
-    flats = [{**_flatten({g: c.get(g) or {} for g in groups}), "seed": c.get("seed")} for c in configs]
-    names = [str(c.get("matcher", "?")) for c in configs]
-
-    def short(k: str) -> str:
-        k = k.replace("matcher_config/", "", 1).replace("_config/", ".", 1)
-        return k.replace("/", ".")
-
-    labels = list(names)
-    for name in set(names):
-        idx = [i for i, n in enumerate(names) if n == name]
-        keys = sorted(set().union(*(flats[i] for i in idx)))
-        diff = [k for k in keys if len({repr(flats[i].get(k)) for i in idx}) > 1]
-        for i in idx:
-            parts = ", ".join(f"{short(k)}={flats[i].get(k)}" for k in diff)
-            labels[i] = name + (f" [{parts}]" if parts else "")
-    counts: dict[str, int] = {}
-    for i, lab in enumerate(list(labels)):
-        counts[lab] = counts.get(lab, 0) + 1
-        if labels.count(lab) > 1:
-            labels[i] = f"{lab} #{counts[lab]}"
-    return labels
-
-
-def nondefault_settings(run: RunInfo) -> list[str] | None:
-    """``key=value`` of the run's settings that differ from the classes' defaults (the checkpoint
-    path excepted: it names the weights, it is not a variant); None when the classes are not
-    importable."""
-    from benchmarks.config import to_dict
-    from benchmarks.registry import ADAPTERS, MATCHERS
-
-    if run.slug == "default":
-        return []
-    try:
-        m_cls, a_cls = MATCHERS.get(run.matcher), ADAPTERS.get(run.bench)
-        defaults = {"matcher_config": to_dict(m_cls.Config()), "adapter_config": to_dict(a_cls.Config()),
-                    "estimator_config": to_dict(a_cls.EstimatorConfig())}
-    except Exception:  # noqa: BLE001 - a missing adapter module must not break the tables
-        return None
-    out = []
-    for group, want in defaults.items():
-        have, want = _flatten(run.config.get(group) or {}), _flatten(want)
-        prefix = "" if group == "matcher_config" else group.split("_")[0] + "."
-        for k in sorted(set(have) | set(want)):
-            if not (group == "matcher_config" and k == "checkpoint") and have.get(k) != want.get(k):
-                out.append(f"{prefix}{k.replace('/', '.')}={have.get(k)}")
-    if run.config.get("seed"):
-        out.append(f"seed={run.config['seed']}")
-    return out
-
-
-def _run_labels(runs: Sequence[RunInfo]) -> dict[Path, str]:
-    """Per run: its matcher name when it is the only run of that matcher on the benchmark (with its
-    non-default settings in brackets), else :func:`distinct_labels` within the (benchmark, matcher)
-    group."""
-    out: dict[Path, str] = {}
-    groups: dict[tuple[str, str], list[RunInfo]] = {}
-    for r in runs:
-        groups.setdefault((r.bench, r.matcher), []).append(r)
-    for group in groups.values():
-        if len(group) == 1:
-            diff = nondefault_settings(group[0])
-            out[group[0].path] = (group[0].label if diff is None else
-                                  group[0].matcher + (f" [{', '.join(diff)}]" if diff else ""))
-            continue
-        for r, lab in zip(group, distinct_labels([r.config for r in group])):
-            out[r.path] = lab
-    return out
-
-
-@dataclass(frozen=True)
 class Cell:
     """One value of a paper table. ``source`` is ``"ours"`` or ``"paper"``."""
 
@@ -237,26 +156,6 @@ def load_published(path: str | Path | None = None) -> list[dict[str, Any]]:
     return rows
 
 
-def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        out.update(_flatten(v, f"{prefix}{k}/") if isinstance(v, Mapping) else {prefix + k: v})
-    return out
-
-
-def collect_runs(results_root: Path) -> list[RunInfo]:
-    """Every run under ``results_root`` that has a ``summary.json``."""
-    out = []
-    for run in list_runs(results_root):
-        summary = run.read_summary()
-        if summary is None:
-            continue
-        config = read_json(run.config_path) if run.config_path.is_file() else {}
-        out.append(RunInfo(summary["bench"], summary["matcher"], summary.get("slug", run.slug),
-                           _flatten(summary.get("metrics", {})), config, run.path))
-    return out
-
-
 def _fmt_num(v: float) -> str:
     return f"{v:.4g}"
 
@@ -279,7 +178,7 @@ def paper_cells(table: PaperTable, runs: Sequence[RunInfo],
                           p["unit"], p["verified"], p["citation"]))
         if p["method"] in METHOD_MATCHERS:
             merged[(p["benchmark"], METHOD_MATCHERS[p["method"]])] = p["method"]
-    labels = _run_labels(runs)
+    labels = run_labels(runs)
     for run in runs:
         if run.bench not in table.metrics:
             continue
@@ -313,7 +212,7 @@ def frm_cells(runs: Sequence[RunInfo]) -> list[Cell]:
 
     cells = []
     mine = sorted((r for r in runs if r.matcher == "mast3r"), key=lambda r: (r.bench, r.slug))
-    labels = _run_labels(mine)
+    labels = run_labels(mine)
     for run in mine:
         mc = run.config.get("matcher_config", {})
         frm = mc.get("frm", {})
@@ -327,35 +226,6 @@ def frm_cells(runs: Sequence[RunInfo]) -> list[Cell]:
     return cells
 
 
-def _bucket_key(records: Sequence[Any]) -> str | None:
-    for r in records:
-        for key, value in r.meta.items():
-            if key.endswith("bucket") and value is not None:
-                return key
-    return None
-
-
-def _bucket_records(records: Sequence[Any], key: str) -> dict[str, list[Any]]:
-    """Records split by bucket; with per-pair buckets (lists), each record is cut into per-bucket
-    copies whose list-valued metrics of the same length keep only that bucket's pairs."""
-    from dataclasses import replace
-
-    groups: dict[str, list[Any]] = {}
-    for r in records:
-        b = r.meta.get(key)
-        if not isinstance(b, list):
-            groups.setdefault(str(b), []).append(r)
-            continue
-        for name in sorted({str(x) for x in b if x is not None}):
-            keep = [i for i, x in enumerate(b) if str(x) == name]
-            metrics = {k: ([v[i] for i in keep] if isinstance(v, list) and len(v) == len(b) else v)
-                       for k, v in r.metrics.items()}
-            if "num_pairs" in metrics:
-                metrics["num_pairs"] = len(keep)
-            groups.setdefault(name, []).append(replace(r, metrics=metrics))
-    return groups
-
-
 def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list[Cell]:
     """Per-bucket summaries (``adapter.summarize`` on each bucket's records) of the runs whose records
     carry a ``*bucket`` meta key, for the benchmark's first three paper metrics."""
@@ -364,10 +234,10 @@ def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list
     from benchmarks.runner import resolve_data_root
 
     cells = []
-    labels = _run_labels(runs)
+    labels = run_labels(runs)
     for run in runs:
         records = list(RecordStore(run.path / "records.jsonl").load().values())
-        key = _bucket_key(records)
+        key = bucket_key(records)
         specs = [s for t in PAPER_TABLES.values() for s in t.metrics.get(run.bench, ())][:3]
         if key is None or not specs or run.bench not in ADAPTERS:
             continue
@@ -376,7 +246,7 @@ def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list
             root = resolve_data_root(data_root) / getattr(cls, "data_dir", run.bench)
             adapter = cls(root, from_dict(cls.Config, run.config.get("adapter_config", {})),
                           from_dict(cls.EstimatorConfig, run.config.get("estimator_config", {})))
-            groups = {b: _flatten(adapter.summarize(rs)) for b, rs in _bucket_records(records, key).items()}
+            groups = {b: flatten(adapter.summarize(rs)) for b, rs in bucket_records(records, key).items()}
         except Exception as e:  # noqa: BLE001 - one unreadable run must not hide the others
             log.warning("%s: no bucket split (%s: %s)", run.path, type(e).__name__, e)
             continue

@@ -80,7 +80,7 @@ def _save(fig: Any, out: str | Path) -> Path:
 
 def run_labels(runs: Sequence[RunDir]) -> list[str]:
     """Labels telling the runs apart (matcher and the settings that differ between them)."""
-    from benchmarks.paper import distinct_labels
+    from benchmarks.paper_runs import distinct_labels
 
     return distinct_labels([read_json(r.config_path) if r.config_path.is_file() else {} for r in runs])
 
@@ -165,7 +165,7 @@ def plot_curves(runs: Sequence[RunDir], metric: str, out: str | Path, *, kind: s
 def frm_points(runs: Sequence[RunDir], metric: str) -> list[dict[str, Any]]:
     """Per run: ``subsample`` (0 = dense NN), ``c2f``, the summary ``metric`` and per-pair speed
     (:func:`benchmarks.sweep.pair_stats`), sorted by (c2f, subsample)."""
-    from benchmarks.paper import _flatten
+    from benchmarks.paper_runs import flatten
     from benchmarks.sweep import pair_stats
 
     points = []
@@ -174,7 +174,7 @@ def frm_points(runs: Sequence[RunDir], metric: str) -> list[dict[str, Any]]:
         mc = cfg.get("matcher_config", {})
         frm = mc.get("frm", {})
         summary = run.read_summary() or {}
-        value = _flatten(summary.get("metrics", {})).get(metric)
+        value = flatten(summary.get("metrics", {})).get(metric)
         points.append({"run": label, "subsample": 0 if frm.get("dense") else frm.get("subsample"),
                        "c2f": bool(mc.get("c2f")), "metric": value, **pair_stats(_records(run))})
     return sorted(points, key=lambda p: (p["c2f"], p["subsample"] if p["subsample"] is not None else -1))

@@ -1,0 +1,158 @@
+"""Finished runs for the paper tables: reading them, labelling them, splitting records by bucket.
+
+Used by :mod:`benchmarks.paper` and :mod:`benchmarks.plots`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.store import list_runs, read_json
+
+__all__ = ["RunInfo", "flatten", "collect_runs", "distinct_labels", "nondefault_settings", "run_labels",
+           "bucket_key", "bucket_records"]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A finished run: registry names, slug (``default`` or the non-default settings), flattened
+    summary metrics, its ``config.json`` and directory."""
+
+    bench: str
+    matcher: str
+    slug: str
+    metrics: Mapping[str, Any]
+    config: Mapping[str, Any]
+    path: Path
+
+    @property
+    def label(self) -> str:
+        return self.matcher if self.slug == "default" else f"{self.matcher} [{self.slug}]"
+
+
+def distinct_labels(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Labels of runs (their ``config.json`` contents) that tell them apart: ``matcher [key=value,
+    ...]`` with the settings whose values differ between runs of the same matcher (``#n`` appended
+    if still equal)."""
+    groups = ("matcher_config", "adapter_config", "estimator_config")
+    flats = [{**flatten({g: c.get(g) or {} for g in groups}), "seed": c.get("seed")} for c in configs]
+    names = [str(c.get("matcher", "?")) for c in configs]
+
+    def short(k: str) -> str:
+        k = k.replace("matcher_config/", "", 1).replace("_config/", ".", 1)
+        return k.replace("/", ".")
+
+    labels = list(names)
+    for name in set(names):
+        idx = [i for i, n in enumerate(names) if n == name]
+        keys = sorted(set().union(*(flats[i] for i in idx)))
+        diff = [k for k in keys if len({repr(flats[i].get(k)) for i in idx}) > 1]
+        for i in idx:
+            parts = ", ".join(f"{short(k)}={flats[i].get(k)}" for k in diff)
+            labels[i] = name + (f" [{parts}]" if parts else "")
+    counts: dict[str, int] = {}
+    for i, lab in enumerate(list(labels)):
+        counts[lab] = counts.get(lab, 0) + 1
+        if labels.count(lab) > 1:
+            labels[i] = f"{lab} #{counts[lab]}"
+    return labels
+
+
+def nondefault_settings(run: RunInfo) -> list[str] | None:
+    """``key=value`` of the run's settings that differ from the classes' defaults (the checkpoint
+    path excepted: it names the weights, it is not a variant); None when the classes are not
+    importable."""
+    from benchmarks.config import to_dict
+    from benchmarks.registry import ADAPTERS, MATCHERS
+
+    if run.slug == "default":
+        return []
+    try:
+        m_cls, a_cls = MATCHERS.get(run.matcher), ADAPTERS.get(run.bench)
+        defaults = {"matcher_config": to_dict(m_cls.Config()), "adapter_config": to_dict(a_cls.Config()),
+                    "estimator_config": to_dict(a_cls.EstimatorConfig())}
+    except Exception:  # noqa: BLE001 - a missing adapter module must not break the tables
+        return None
+    out = []
+    for group, want in defaults.items():
+        have, want = flatten(run.config.get(group) or {}), flatten(want)
+        prefix = "" if group == "matcher_config" else group.split("_")[0] + "."
+        for k in sorted(set(have) | set(want)):
+            if not (group == "matcher_config" and k == "checkpoint") and have.get(k) != want.get(k):
+                out.append(f"{prefix}{k.replace('/', '.')}={have.get(k)}")
+    if run.config.get("seed"):
+        out.append(f"seed={run.config['seed']}")
+    return out
+
+
+def run_labels(runs: Sequence[RunInfo]) -> dict[Path, str]:
+    """Per run: its matcher name when it is the only run of that matcher on the benchmark (with its
+    non-default settings in brackets), else :func:`distinct_labels` within the (benchmark, matcher)
+    group."""
+    out: dict[Path, str] = {}
+    groups: dict[tuple[str, str], list[RunInfo]] = {}
+    for r in runs:
+        groups.setdefault((r.bench, r.matcher), []).append(r)
+    for group in groups.values():
+        if len(group) == 1:
+            diff = nondefault_settings(group[0])
+            out[group[0].path] = (group[0].label if diff is None else
+                                  group[0].matcher + (f" [{', '.join(diff)}]" if diff else ""))
+            continue
+        for r, lab in zip(group, distinct_labels([r.config for r in group])):
+            out[r.path] = lab
+    return out
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level with ``/``-joined keys (``{"a": {"b": 1}}`` -> ``{"a/b": 1}``)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}/") if isinstance(v, Mapping) else {prefix + k: v})
+    return out
+
+
+def collect_runs(results_root: Path) -> list[RunInfo]:
+    """Every run under ``results_root`` that has a ``summary.json``."""
+    out = []
+    for run in list_runs(results_root):
+        summary = run.read_summary()
+        if summary is None:
+            continue
+        config = read_json(run.config_path) if run.config_path.is_file() else {}
+        out.append(RunInfo(summary["bench"], summary["matcher"], summary.get("slug", run.slug),
+                           flatten(summary.get("metrics", {})), config, run.path))
+    return out
+
+
+def bucket_key(records: Sequence[Any]) -> str | None:
+    """The first record meta key ending in ``bucket`` (e.g. ``pair_viewpoint_bucket``), or None."""
+    for r in records:
+        for key, value in r.meta.items():
+            if key.endswith("bucket") and value is not None:
+                return key
+    return None
+
+
+def bucket_records(records: Sequence[Any], key: str) -> dict[str, list[Any]]:
+    """Records split by bucket; with per-pair buckets (lists), each record is cut into per-bucket
+    copies whose list-valued metrics of the same length keep only that bucket's pairs."""
+    from dataclasses import replace
+
+    groups: dict[str, list[Any]] = {}
+    for r in records:
+        b = r.meta.get(key)
+        if not isinstance(b, list):
+            groups.setdefault(str(b), []).append(r)
+            continue
+        for name in sorted({str(x) for x in b if x is not None}):
+            keep = [i for i, x in enumerate(b) if str(x) == name]
+            metrics = {k: ([v[i] for i in keep] if isinstance(v, list) and len(v) == len(b) else v)
+                       for k, v in r.metrics.items()}
+            if "num_pairs" in metrics:
+                metrics["num_pairs"] = len(keep)
+            groups.setdefault(name, []).append(replace(r, metrics=metrics))
+    return groups
