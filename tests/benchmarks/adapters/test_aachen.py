@@ -41,6 +41,10 @@ def test_samples_and_pairs(synthetic_root: Path):
     day = AachenAdapter(synthetic_root / "aachen", AachenConfig(top_k=1, conditions=("night",)))
     (night,) = list(day.samples())
     assert night.views[1].name == samples[2].views[1].name
+    # hloc's pairs format (file order = rank) retrieves the same images here
+    hloc = AachenAdapter(synthetic_root / "aachen",
+                         AachenConfig(top_k=2, pairs="pairs/aachen_v1.1/pairs-query-netvlad50.txt"))
+    assert [[v.name for v in s.views] for s in hloc.samples()] == [[v.name for v in s.views] for s in samples]
 
 
 def test_lifting_uses_the_nearest_keypoint_within_the_tolerance(synthetic_root: Path):
