@@ -27,11 +27,11 @@ from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
 from benchmarks.runner import RunResult, run_benchmark
 from benchmarks.store import RunLockedError, results_root
 
-__all__ = ["register", "handler", "default_job", "DEFAULT_BENCH", "DEFAULT_MATCHERS"]
+__all__ = ["register", "handler", "default_job", "DEFAULT_MATCHERS", "OPTIONAL_MATCHERS"]
 log = logging.getLogger(__name__)
 
-DEFAULT_BENCH = "smoke"
-DEFAULT_MATCHERS = ("oracle", "random")
+DEFAULT_MATCHERS = ("oracle", "random", "sift")
+OPTIONAL_MATCHERS = ("disk+lightglue", "aliked+lightglue", "xfeat", "loftr", "mast3r", "dust3r")
 
 
 def _add_options(p: argparse.ArgumentParser) -> None:
@@ -49,6 +49,8 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help="results root (default: $MAST3R_BENCH_RESULTS, else ./results)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
                    help="no progress bar")
+    p.add_argument("--suite-size", choices=("small", "default"), default="default",
+                   help="main job only: size of the synthetic suite (default: %(default)s)")
     p.add_argument("--distributed", action="store_true",
                    help="require a torchrun launch (under torchrun a run is distributed anyway)")
     p.add_argument("--dist-timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="SECONDS",
@@ -120,16 +122,47 @@ def _print_table(args: argparse.Namespace, results: Sequence[RunResult], bench: 
     print(tables.render(tables.bench_table(frame, bench), "md", caption=caption), end="")
 
 
-def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
-    """The main job of ``mast3r-bench`` / ``mast3r-bench run`` without BENCH.
+def _available(name: str) -> bool:
+    """Whether matcher ``name`` can run here (weights present, checkpoint configured, ...)."""
+    try:
+        check = getattr(MATCHERS.get(name), "available", None)
+        return bool(check()[0]) if callable(check) else True
+    except Exception:  # an unavailable optional dependency is not an error of the main job
+        log.debug("matcher %s unavailable", name, exc_info=True)
+        return False
 
-    For now: the SMOKE self-test (``oracle`` and ``random`` on the smoke adapter, or the
-    ``--matcher`` given), ending with its table. It will become the synthetic suite.
+
+def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
+    """The main job of ``mast3r-bench`` / ``mast3r-bench run`` without BENCH: the synthetic suite.
+
+    Renders (or reuses) the embedded synthetic suite in ``<data root>/synthetic`` (``--suite-size``),
+    then runs every synthetic benchmark with ``--matcher`` or, by default, the reference rows
+    ``oracle`` (ceiling) and ``random`` (floor), ``sift``, and each optional matcher that is available
+    here (learned baselines once their weights are installed, ``mast3r`` once a checkpoint is set in
+    ``$MAST3R_BENCH_CHECKPOINT``), printing one table per benchmark.
     """
-    if _is_main(args):
-        print("SMOKE: harness self-test on generated image pairs (not a benchmark result).")
-    results = _run_all(args, DEFAULT_BENCH, args.matcher or DEFAULT_MATCHERS, overrides)
-    _print_table(args, results, DEFAULT_BENCH)
+    from datasets.paths import synthetic_root
+    from datasets.synthetic.suite import BENCHMARKS, ensure_suite
+
+    root = synthetic_root(args.data)
+    main = _is_main(args)
+    if main:
+        print(f"Synthetic suite (embedded default: rendered scenes in the six benchmark layouts, exact "
+              f"ground truth, no downloads): {root} [size {args.suite_size}]")
+    comm = getattr(args, "_comm", None)
+    if main:
+        ensure_suite(root, seed=0, size=args.suite_size)
+    if comm is not None and comm.distributed:
+        comm.all_gather(None)  # the suite exists before any rank reads it
+    matchers = args.matcher or [m for m in (*DEFAULT_MATCHERS, *OPTIONAL_MATCHERS) if _available(m)]
+    if main:
+        print(f"matchers: {', '.join(matchers)}")
+    args.data = str(root)
+    for bench in BENCHMARKS:
+        if bench not in ADAPTERS:
+            continue
+        results = _run_all(args, bench, matchers, overrides)
+        _print_table(args, results, bench)
     return 0
 
 

@@ -45,22 +45,33 @@ def test_force_restarts(tmp_path, dirs, capsys):
     assert len(status) == 2 and all("2/2 samples (2 computed now, 2 failures" in line for line in status)
 
 
-def test_default_job_is_the_smoke_self_test(tmp_path, dirs, capsys):
-    assert main(["run", *dirs]) == 0
+def test_default_job_runs_the_synthetic_suite(tmp_path, dirs, capsys):
+    assert main(["run", *dirs, "--suite-size", "small", "--matcher", "oracle", "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("SMOKE:") and "smoke/oracle: 8/8" in out and "smoke/random: 8/8" in out
-    assert "| oracle    |   8 |" in out and "| random    |   8 |" in out
+    assert out.startswith("Synthetic suite") and "[size small]" in out
+    for bench in ("mapfree", "aachen", "inloc", "co3dv2", "re10k", "dtu"):
+        assert f"{bench}/oracle: " in out
+        assert (tmp_path / "data" / "synthetic" / bench / "MANIFEST.json").is_file()
+    assert out.count("| oracle ") == 6  # one table per benchmark
 
 
-def test_bare_command_runs_the_main_job(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_default_job_matchers_are_the_available_ones(monkeypatch):
+    from benchmarks.commands import run
+
+    monkeypatch.setenv("MAST3R_BENCH_CHECKPOINT", "")
+    assert run._available("sift") and run._available("oracle")
+    assert not run._available("mast3r")  # no checkpoint configured
+
+
+def test_bare_command_runs_the_main_job(tmp_path, monkeypatch):
+    from benchmarks.commands import run
+
+    calls = []
+    monkeypatch.setattr(run, "default_job", lambda args, overrides: calls.append((args, overrides)) or 0)
     monkeypatch.setattr(sys, "argv", ["mast3r-bench"])
-    monkeypatch.delenv("MAST3R_BENCH_DATA", raising=False)
-    monkeypatch.delenv("MAST3R_BENCH_RESULTS", raising=False)
     assert main([]) == 0
-    assert "SMOKE:" in capsys.readouterr().out
-    assert (tmp_path / "data" / "smoke").is_dir()
-    assert (tmp_path / "results" / "runs" / "smoke" / "random").is_dir()
+    (args, overrides), = calls
+    assert args.suite_size == "default" and args.matcher is None and overrides == {}
 
 
 @pytest.mark.parametrize("argv, message", [
