@@ -132,14 +132,26 @@ def _available(name: str) -> bool:
         return False
 
 
+def _default_optional(name: str, args: argparse.Namespace) -> bool:
+    """Optional matchers join the main job when available; the learned 2D baselines only on a GPU
+    (on 2 CPU cores each adds tens of minutes; run them explicitly with ``--matcher``)."""
+    if name not in ("mast3r", "dust3r"):
+        from benchmarks.runner import default_device
+
+        device = args.device if args.device not in (None, "auto") else default_device(MATCHERS.get(name))
+        if not str(device).startswith("cuda"):
+            return False
+    return _available(name)
+
+
 def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
     """The main job of ``mast3r-bench`` / ``mast3r-bench run`` without BENCH: the synthetic suite.
 
     Renders (or reuses) the embedded synthetic suite in ``<data root>/synthetic`` (``--suite-size``),
     then runs every synthetic benchmark with ``--matcher`` or, by default, the reference rows
-    ``oracle`` (ceiling) and ``random`` (floor), ``sift``, and each optional matcher that is available
-    here (learned baselines once their weights are installed, ``mast3r`` once a checkpoint is set in
-    ``$MAST3R_BENCH_CHECKPOINT``), printing one table per benchmark.
+    ``oracle`` (ceiling) and ``random`` (floor), ``sift``, ``mast3r``/``dust3r`` once a checkpoint is
+    set (``$MAST3R_BENCH_CHECKPOINT``, ``$MAST3R_BENCH_DUST3R_CHECKPOINT``) and, on a GPU, the learned
+    baselines whose weights are installed; one table per benchmark.
     """
     from datasets.paths import synthetic_root
     from datasets.synthetic.suite import BENCHMARKS, ensure_suite
@@ -154,7 +166,8 @@ def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
         ensure_suite(root, seed=0, size=args.suite_size)
     if comm is not None and comm.distributed:
         comm.all_gather(None)  # the suite exists before any rank reads it
-    matchers = args.matcher or [m for m in (*DEFAULT_MATCHERS, *OPTIONAL_MATCHERS) if _available(m)]
+    optional = [m for m in OPTIONAL_MATCHERS if _default_optional(m, args)]
+    matchers = args.matcher or [*DEFAULT_MATCHERS, *optional]
     if main:
         print(f"matchers: {', '.join(matchers)}")
     args.data = str(root)
