@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 __all__ = ["FRMConfig", "BACKENDS", "DISTANCES", "CONF_MODES"]
 
-BACKENDS = ("auto", "torch", "faiss")
+BACKENDS = ("auto", "torch", "faiss", "triton")
 """NN search backends: ``torch`` (blockwise matmul on the descriptors' device), ``faiss`` (CPU
-``IndexFlatIP`` / ``IndexFlatL2``), ``auto`` (= ``torch``: the backend the reference outputs use)."""
+``IndexFlatIP`` / ``IndexFlatL2``), ``triton`` (fused matmul + argmax on CUDA, float32 ``dot``),
+``auto`` (= ``torch``: the backend the reference outputs use; ``triton`` for FRM/dense on float32
+CUDA maps with ``dot``)."""
 
 DISTANCES = ("dot", "l2")
 """``dot``: nearest = largest inner product; ``l2``: nearest = smallest Euclidean distance."""
@@ -27,7 +29,7 @@ class FRMConfig:
             seeds).
         pixel_tol: with explicit seeds, keep a seed whose back-projected pixel is within this
             Euclidean distance (pixels, strict ``<``); 0 = exact cycle consistency.
-        backend: ``"auto"``, ``"torch"`` or ``"faiss"`` (see :data:`BACKENDS`).
+        backend: ``"auto"``, ``"torch"``, ``"faiss"`` or ``"triton"`` (see :data:`BACKENDS`).
         block_size: block edge of the blockwise matmul (official ``2**13``); ``None`` = one matmul.
         dist: ``"dot"`` or ``"l2"``.
         border: drop matches closer than this many pixels to the border of either image

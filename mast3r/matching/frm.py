@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mast3r.matching.gpu import frm_device, use_triton
 from mast3r.matching.nn import MatchingInputError, as_descriptor_map, check_pair, make_index, resolve_backend
 
 __all__ = ["FRMStats", "fast_reciprocal_nn", "grid_seeds", "merge_correspondences", "linear_to_xy"]
@@ -114,6 +115,18 @@ def merge_correspondences(idx0: np.ndarray, idx1: np.ndarray, shape0: tuple[int,
     return (xy0, xy1, first.astype(np.int64)) if return_index else (xy0, xy1)
 
 
+def _kept(xy0: torch.Tensor, xy1: torch.Tensor, old0: torch.Tensor, active: torch.Tensor, w0: int,
+          pixel_tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Converged (or, with ``pixel_tol``, near-converged) seeds as numpy linear indices (view 0, view 1)."""
+    if pixel_tol > 0:
+        dy, dx = old0 // w0 - xy0 // w0, old0 % w0 - xy0 % w0
+        keep = torch.sqrt((dx * dx + dy * dy).double()) < pixel_tol
+        xy0 = old0  # report the seeds, not their back-projections
+    else:
+        keep = ~active
+    return xy0[keep].cpu().numpy(), xy1[keep].cpu().numpy()
+
+
 def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int | None = None, *,
                        seeds: Any = None, pixel_tol: float = 0, backend: str = "auto", dist: str = "dot",
                        block_size: int | None = 2**13, return_stats: bool = False
@@ -130,7 +143,9 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
             (e.g. map pixels with a valid 3D point in localisation); made unique and sorted.
         pixel_tol: > 0 (needs ``seeds``): keep a seed if its back-projected view-0 pixel lies
             strictly within ``pixel_tol`` pixels (Euclidean) and report the seed itself as xy0.
-        backend: ``"auto"`` | ``"torch"`` | ``"faiss"`` (:mod:`mast3r.matching.nn`).
+        backend: ``"auto"`` | ``"torch"`` | ``"faiss"`` | ``"triton"`` (:mod:`mast3r.matching.nn`);
+            ``auto`` runs float32 CUDA maps with ``dist="dot"`` through the sync-free Triton loop
+            (:func:`mast3r.matching.gpu.frm_device`), everything else as ``torch``.
         dist: ``"dot"`` (largest inner product) or ``"l2"``.
         block_size: torch backend block edge (memory bound ``block_size**2`` scores per block).
         return_stats: also return an :class:`FRMStats`.
@@ -160,6 +175,10 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
     niter = 0
     if len(seed_idx) == 0 or len(f1) == 0:
         kept0 = kept1 = np.zeros(0, np.int64)
+    elif use_triton(backend, f0, dist):  # same iteration on the GPU, one host sync at the end
+        res = frm_device(f0, f1, torch.from_numpy(seed_idx).to(dev), max_iter)
+        sizes, niter = res.trace()
+        kept0, kept1 = _kept(res.xy0, res.xy1, res.old0, res.active.bool(), shape0[1], pixel_tol)
     else:
         index1 = make_index(f1, backend, dist, block_size)  # answers view-0 queries
         index0 = make_index(f0, backend, dist, block_size)  # answers view-1 queries
@@ -184,14 +203,7 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
                 break
             old0.copy_(xy0)
             old1.copy_(xy1)
-        if pixel_tol > 0:
-            w0 = shape0[1]
-            dy, dx = old0 // w0 - xy0 // w0, old0 % w0 - xy0 % w0
-            keep = torch.sqrt((dx * dx + dy * dy).double()) < pixel_tol
-            xy0 = old0  # report the seeds, not their back-projections
-        else:
-            keep = ~active
-        kept0, kept1 = xy0[keep].cpu().numpy(), xy1[keep].cpu().numpy()
+        kept0, kept1 = _kept(xy0, xy1, old0, active, shape0[1], pixel_tol)
 
     out0, out1 = merge_correspondences(kept0, kept1, shape0, shape1)
     if not return_stats:

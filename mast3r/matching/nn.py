@@ -7,7 +7,9 @@ Backends (all return, for every query row, the index of its nearest database row
   and ``len(queries) * len(db) > block_size**2`` both sets are cut into blocks of ``block_size``
   rows, so memory stays at ``block_size**2`` scores; the result is the same as one big matmul.
 * ``faiss``: CPU ``IndexFlatIP`` (dot) / ``IndexFlatL2`` (l2), exact search.
-* ``auto``: ``torch`` (the backend the official reference outputs come from).
+* ``triton``: fused matmul + argmax kernels on CUDA (:mod:`mast3r.matching.gpu`), float32, ``dot``.
+* ``auto``: ``torch`` (the backend the official reference outputs come from); FRM and dense
+  matching on float32 CUDA maps with ``dist="dot"`` take ``triton`` (same results, no host syncs).
 
 Tie-breaking, identical in every backend: on exact ties the **lowest database index wins** (what
 ``torch.argmax`` does within a block; across blocks an earlier block only loses to a strictly
@@ -23,12 +25,14 @@ import numpy as np
 import torch
 
 from mast3r.matching.config import BACKENDS, DISTANCES
+from mast3r.matching.gpu import dense_mutual_nn_device, nn_search, use_triton
 
 __all__ = [
     "MatchingInputError",
     "NNIndex",
     "TorchNN",
     "FaissNN",
+    "TritonNN",
     "make_index",
     "resolve_backend",
     "as_descriptor_map",
@@ -85,7 +89,7 @@ def check_pair(desc0: torch.Tensor, desc1: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def resolve_backend(backend: str) -> str:
-    """``auto`` -> ``torch``; validates the name."""
+    """``auto`` -> ``torch``; validates the name (``triton`` stays ``triton``)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown NN backend {backend!r}; choose one of {BACKENDS}")
     return "torch" if backend == "auto" else backend
@@ -174,12 +178,28 @@ def _to_faiss(x: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
 
 
+class TritonNN:
+    """Fused matmul + argmax on CUDA (:func:`mast3r.matching.gpu.nn_search`); float32, ``dot`` only."""
+
+    def __init__(self, db: torch.Tensor, dist: str = "dot") -> None:
+        _check_dist(dist)
+        use_triton("triton", db, dist)  # raises with the reason where it cannot run
+        self.db = db
+
+    def query(self, queries: torch.Tensor) -> torch.Tensor:
+        if len(queries) == 0 or len(self.db) == 0:
+            return torch.full((len(queries),), -1, dtype=torch.int64, device=queries.device)
+        return nn_search(queries, self.db)
+
+
 def make_index(db: torch.Tensor, backend: str = "auto", dist: str = "dot",
                block_size: int | None = 2**13) -> NNIndex:
     """An :class:`NNIndex` over ``db`` (N, D) for the given backend name."""
     backend = resolve_backend(backend)
     if backend == "faiss":
         return FaissNN(db, dist)
+    if backend == "triton":
+        return TritonNN(db, dist)
     return TorchNN(db, dist, block_size)
 
 
@@ -219,6 +239,8 @@ def mutual_nearest_neighbours(a: torch.Tensor, b: torch.Tensor, *, backend: str 
     if na == 0 or nb == 0:
         return (torch.full((na,), -1, dtype=torch.int64, device=dev),
                 torch.full((nb,), -1, dtype=torch.int64, device=dev))
+    if use_triton(backend, a, dist):
+        return dense_mutual_nn_device(a, b)
     bs = max(na, nb) if block_size is None or na * nb <= block_size * block_size else block_size
     best_a = torch.full((na,), -torch.inf, dtype=a.dtype, device=dev)
     best_b = torch.full((nb,), -torch.inf, dtype=a.dtype, device=dev)

@@ -90,6 +90,9 @@ class DPT(nn.Module):
         super().__init__()
         self.hooks = tuple(hooks)
         self.patch_size = patch_size
+        # True: token maps enter the convolutions as channels-last views (no copy); set by
+        # ``mast3r.fast`` for GPU inference. False keeps the reference (contiguous NCHW) path.
+        self.channels_last_tokens = False
         self.scratch = _Scratch(layer_dims, feature_dim)
         self.head = nn.Sequential(
             nn.Conv2d(feature_dim, feature_dim // 2, kernel_size=3, padding=1),
@@ -114,7 +117,10 @@ class DPT(nn.Module):
         layers = []
         for idx, hook in enumerate(self.hooks):
             t = tokens[hook]
-            fmap = t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
+            if self.channels_last_tokens:  # (B, h*w, C) row-major is (B, C, h, w) channels-last
+                fmap = t.reshape(t.shape[0], h, w, t.shape[2]).permute(0, 3, 1, 2)
+            else:
+                fmap = t.transpose(1, 2).reshape(t.shape[0], t.shape[2], h, w)
             fmap = self.act_postprocess[idx](fmap)
             layers.append(self.scratch.layer_rn[idx](fmap))
         l1, l2, l3, l4 = layers

@@ -1,0 +1,429 @@
+"""Benchmarks behind ``mast3r-bench time``: network forward variants, FRM, dense NN, coarse-to-fine tiles.
+
+Every benchmark returns a JSON-friendly dict (times in ms, see :mod:`benchmarks.timing`). The
+model is a random-init network of the given config built directly on the device (no checkpoint);
+inputs are deterministic smooth images / smooth unit-norm descriptor maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.timing import forward_flops, precision_flags, smooth_descriptor_pair, time_fn
+from mast3r.config import ModelConfig
+from mast3r.fast import CudaGraphForward, FastOptions, make_fast
+from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn, grid_seeds, merge_correspondences
+from mast3r.model import Mast3r, PairOutput
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ForwardVariant", "build_model", "ForwardBench", "accuracy", "bench_frm", "bench_dense"]
+
+_TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+CHECK_PAIRS = 8
+FRM_SWEEP = (
+    ("ieee", (64, 64, 4)),
+    ("ieee", (128, 64, 8)),
+    ("ieee", (64, 128, 8)),
+    ("tf32x3", (32, 64, 4)),
+    ("tf32x3", (128, 64, 8)),
+)
+"""(precision, (BQ, BN, num_warps)) configurations timed by ``bench_frm``."""
+DENSE_SWEEP = (
+    ("ieee", (64, 64, 4)),
+    ("ieee", (128, 64, 8)),
+    ("tf32x3", (64, 64, 4)),
+    ("tf32x3", (128, 64, 8)),
+)
+"""Configurations timed by ``bench_dense``."""
+"""Pairs of a batch compared with the float32 reference (FRM agreement is pooled over them)."""
+
+
+def summarize_accuracy(per_pair: list[dict[str, float]]) -> dict[str, float]:
+    """Worst pointmap/confidence errors and FRM agreement pooled over pairs (sum of identical
+    matches / sum of reference matches)."""
+    out: dict[str, float] = {"pairs": len(per_pair)}
+    for key in ("pts3d_rel", "conf_rel", "desc_conf_rel", "pts3d_px_rel_p99"):
+        vals = [a[key] for a in per_pair if key in a]
+        if vals:
+            out[key] = max(vals)
+    ref = sum(a.get("frm_matches_ref", 0) for a in per_pair)
+    if ref:
+        same = sum(a["frm_same"] * a["frm_matches_ref"] for a in per_pair)
+        out.update(frm_matches_ref=ref, frm_same=same / ref)
+    return out
+
+
+@dataclass(frozen=True)
+class ForwardVariant:
+    """One way to run the forward.
+
+    dtype: fp32 / tf32 (float32 model) or bf16 / fp16 (autocast, or the fast path with ``fast``);
+    head_fp32: fast path with DPT and local-feature MLP kept float32 (TF32 allowed); mlp_fp32: only
+    the local-feature MLP (descriptors) float32;
+    compile: ``none`` | ``blocks`` | ``model`` (fast path only); cuda_graph: replay a captured graph.
+    """
+
+    dtype: str
+    fast: bool = False
+    head_fp32: bool = False
+    compile: str = "none"
+    cuda_graph: bool = False
+    mlp_fp32: bool = False
+
+    def __post_init__(self) -> None:
+        if self.fast and self.dtype not in _TORCH_DTYPES:
+            raise ValueError(f"the fast path needs --dtype bf16 or fp16, got {self.dtype!r}")
+        if self.compile != "none" and not self.fast:
+            raise ValueError("--compile applies to the fast path (--fast)")
+
+    @property
+    def name(self) -> str:
+        if not self.fast:
+            base = {"fp32": "eager fp32", "tf32": "eager tf32"}.get(self.dtype, f"autocast {self.dtype}")
+        else:
+            base = (
+                f"fast {self.dtype}"
+                + (" heads-fp32" if self.head_fp32 else "")
+                + (" mlp-fp32" if self.mlp_fp32 else "")
+            )
+            if self.compile != "none":
+                base += f" compile={self.compile}"
+        return base + (" +graph" if self.cuda_graph else "")
+
+    def options(self) -> FastOptions:
+        dt = _TORCH_DTYPES[self.dtype]
+        head = None if self.head_fp32 else dt
+        return FastOptions(
+            dtype=dt, head_dtype=None if self.mlp_fp32 else head, dpt_dtype=head, compile=self.compile
+        )
+
+
+def build_model(config: ModelConfig, device: torch.device | str, seed: int = 0) -> Mast3r:
+    """Random-init float32 model built directly on ``device`` (eval mode)."""
+    torch.manual_seed(seed)
+    return Mast3r.from_config(config, device=device)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30))
+
+
+def _match_set(desc0: torch.Tensor, desc1: torch.Tensor, subsample: int) -> set[tuple[int, ...]]:
+    xy0, xy1 = fast_reciprocal_nn(desc0, desc1, subsample)
+    return {tuple(r) for r in np.concatenate([xy0, xy1], axis=1).tolist()}
+
+
+def accuracy(ref: PairOutput, out: PairOutput, pair: int = 0, subsample: int = 8) -> dict[str, float]:
+    """Agreement of ``out`` with the float32 reference ``ref`` on batch element ``pair``.
+
+    ``pts3d_rel``: max over views of ||pts - ref||_F / ||ref||_F; ``pts3d_px_rel_median`` /
+    ``_p99``: per-pixel relative error quantiles; ``conf_rel``; ``desc_cos_median``; ``frm_same``:
+    fraction of the reference FRM matches (subsample 8) found identical; ``frm_jaccard``.
+    """
+    res: dict[str, float] = {}
+    px: list[torch.Tensor] = []
+    for name in ("pts3d", "conf", "desc_conf"):
+        vals = []
+        for v_ref, v_out in ((ref.view0, out.view0), (ref.view1, out.view1)):
+            a, b = getattr(v_out, name), getattr(v_ref, name)
+            if a is None or b is None:
+                continue
+            vals.append(_rel(a[pair], b[pair]))
+            if name == "pts3d":
+                px.append(
+                    ((a[pair] - b[pair]).norm(dim=-1) / b[pair].norm(dim=-1).clamp_min(1e-12)).flatten()
+                )
+        if vals:
+            res[f"{name}_rel"] = max(vals)
+    if px:
+        q = torch.quantile(torch.cat(px).float().cpu()[::7], torch.tensor([0.5, 0.99]))
+        res["pts3d_px_rel_median"], res["pts3d_px_rel_p99"] = float(q[0]), float(q[1])
+    if ref.view0.desc is not None and out.view0.desc is not None:
+        cos = torch.cat(
+            [
+                (o.desc[pair] * r.desc[pair]).sum(-1).flatten()
+                for o, r in ((out.view0, ref.view0), (out.view1, ref.view1))
+            ]
+        )
+        res["desc_cos_median"] = float(cos.float().median())
+        m_ref = _match_set(ref.view0.desc[pair], ref.view1.desc[pair], subsample)
+        m_out = _match_set(out.view0.desc[pair], out.view1.desc[pair], subsample)
+        inter = len(m_ref & m_out)
+        res.update(
+            frm_matches_ref=len(m_ref),
+            frm_matches=len(m_out),
+            frm_same=inter / max(1, len(m_ref)),
+            frm_jaccard=inter / max(1, len(m_ref | m_out)),
+        )
+    return res
+
+
+class ForwardBench:
+    """Times forward variants of one random-init model on fixed inputs.
+
+    Args:
+        config: model architecture; images: (img0, img1) (B_max, 3, H, W) on the device.
+    """
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        images: tuple[torch.Tensor, torch.Tensor],
+        *,
+        seed: int = 0,
+        warmup: int = 5,
+        repeats: int = 30,
+        reference: bool = True,
+    ) -> None:
+        self.device = images[0].device
+        self.config = config
+        self.images = images
+        self.model = build_model(config, self.device, seed)
+        self.warmup, self.repeats = warmup, repeats
+        self._fast: dict[tuple[Any, ...], tuple[Mast3r, float]] = {}
+        self.ref: PairOutput | None = None
+        if reference:
+            with precision_flags("fp32"), torch.inference_mode():  # pairs 0..CHECK_PAIRS-1 are checked
+                self.ref = self.model(images[0][:CHECK_PAIRS], images[1][:CHECK_PAIRS])
+        shape = (int(images[0].shape[2]), int(images[0].shape[3]))
+        self.flops = forward_flops(config, shape, (int(images[1].shape[2]), int(images[1].shape[3])))
+
+    def _model_for(self, v: ForwardVariant) -> tuple[Mast3r, float]:
+        if not v.fast:
+            return self.model, 0.0
+        key = (v.dtype, v.head_fp32, v.mlp_fp32, v.compile)
+        if key not in self._fast:
+            t0 = time.perf_counter()
+            self._fast[key] = (make_fast(self.model, v.options()), time.perf_counter() - t0)
+        return self._fast[key]
+
+    def profile(self, v: ForwardVariant, batch: int) -> dict[str, Any]:
+        """torch.profiler kernel breakdown of ``v`` (without CUDA graph) at ``batch``."""
+        model, _ = self._model_for(v)
+        amp = None if v.fast else _TORCH_DTYPES.get(v.dtype)
+        img0, img1 = (x[:batch] for x in self.images)
+        with precision_flags(v.dtype), torch.inference_mode():
+            prof = profile_call(lambda: model(img0, img1, autocast_dtype=amp), self.device)
+        return {"variant": v.name, "batch": batch, **prof}
+
+    def run(self, v: ForwardVariant, batch: int, *, check: bool = True) -> dict[str, Any]:
+        """Time ``v`` at ``batch`` pairs; with ``check``, compare pairs 0..1 with the fp32 reference."""
+        img0, img1 = (x[:batch] for x in self.images)
+        if batch > self.images[0].shape[0]:
+            raise ValueError(f"batch {batch} > {self.images[0].shape[0]} prepared pairs")
+        model, convert_s = self._model_for(v)
+        amp = None if v.fast else _TORCH_DTYPES.get(v.dtype)
+        entry: dict[str, Any] = {"variant": v.name, "batch": batch, **vars(v)}
+        cuda = self.device.type == "cuda"
+        with precision_flags(v.dtype) as flags, torch.inference_mode():
+            entry["flags"] = flags
+
+            def call() -> PairOutput:
+                return model(img0, img1, autocast_dtype=amp)
+
+            t0 = time.perf_counter()
+            out = call()  # first call: compiles where asked
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            entry["first_call_s"] = time.perf_counter() - t0 + convert_s
+            fn: Callable[[], PairOutput] = call
+            if v.cuda_graph:
+                graph = CudaGraphForward(lambda a, b: model(a, b, autocast_dtype=amp), img0, img1)
+                fn = lambda: graph(img0, img1)  # noqa: E731
+            if cuda:
+                torch.cuda.synchronize(self.device)
+                torch.cuda.reset_peak_memory_stats(self.device)
+                before = torch.cuda.memory_allocated(self.device)
+                out = fn()
+                torch.cuda.synchronize(self.device)
+                entry["peak_activation_gb"] = (torch.cuda.max_memory_allocated(self.device) - before) / 2**30
+                entry["model_gb"] = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**30
+            stats = time_fn(fn, self.device, warmup=self.warmup, repeats=self.repeats)
+            if check and self.ref is not None:
+                entry["accuracy"] = [accuracy(self.ref, out, p) for p in range(min(batch, CHECK_PAIRS))]
+                entry["accuracy_all"] = summarize_accuracy(entry["accuracy"])
+        entry["stats"] = stats.to_dict()
+        entry["ms_per_pair"] = stats.median_ms / batch
+        entry["pairs_per_s"] = 1e3 * batch / stats.median_ms
+        entry["tflops"] = self.flops["total"] * batch / (stats.median_ms * 1e-3) / 1e12
+        return entry
+
+
+def bench_frm(
+    shape: tuple[int, int],
+    device: torch.device,
+    *,
+    subsample: int = 8,
+    warmup: int = 5,
+    repeats: int = 30,
+    seed: int = 0,
+    baseline_repeats: int = 10,
+) -> list[dict[str, Any]]:
+    """FRM on smooth (H, W, 24) maps: CPU reference once, then GPU backends; identity vs the CPU."""
+    d0, d1 = smooth_descriptor_pair(shape, 24, seed)
+    t0 = time.perf_counter()
+    ref = fast_reciprocal_nn(d0, d1, subsample, return_stats=True)
+    rows: list[dict[str, Any]] = [
+        {
+            "variant": "cpu torch (reference)",
+            "stats": {"median_ms": (time.perf_counter() - t0) * 1e3},
+            "matches": len(ref[0]),
+            "query_sizes": list(ref[2].query_sizes),
+            "identical": True,
+        }
+    ]
+    if device.type != "cuda":
+        return rows
+    g0, g1 = d0.to(device), d1.to(device)
+    seeds = torch.from_numpy(grid_seeds(shape, subsample)).to(device)
+
+    from mast3r.matching.gpu import DeviceFRM
+
+    f0, f1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
+
+    def engine_call(engine: DeviceFRM) -> Callable[[], tuple[np.ndarray, ...]]:
+        def run() -> tuple[np.ndarray, ...]:  # the API's result: converged seeds, merged, on the host
+            res = engine(f0, f1)
+            keep = res.active == 0
+            return merge_correspondences(
+                res.xy0[keep].cpu().numpy(), res.xy1[keep].cpu().numpy(), shape, shape
+            )
+
+        return run
+
+    variants: list[tuple[str, Callable[[], Any], int]] = [
+        (
+            "gpu torch (host sync per step)",
+            lambda: fast_reciprocal_nn(g0, g1, subsample, backend="torch"),
+            baseline_repeats,
+        ),
+        (
+            "gpu triton fp32, fast_reciprocal_nn (auto)",
+            lambda: fast_reciprocal_nn(g0, g1, subsample),
+            repeats,
+        ),
+    ]
+    for precision, block in FRM_SWEEP:
+        engine = DeviceFRM(len(f0), len(f1), 24, seeds, 10, precision=precision, block=block)
+        variants.append((f"gpu triton {precision} eager {block}", engine_call(engine), repeats))
+        graphed = DeviceFRM(len(f0), len(f1), 24, seeds, 10, precision=precision, block=block).capture()
+        variants.append((f"gpu triton {precision} graph {block}", engine_call(graphed), repeats))
+    for name, fn, reps in variants:
+        out = fn()
+        same = bool(np.array_equal(out[0], ref[0]) and np.array_equal(out[1], ref[1]))
+        stats = time_fn(fn, device, warmup=min(warmup, reps), repeats=reps)
+        rows.append({"variant": name, "stats": stats.to_dict(), "matches": len(out[0]), "identical": same})
+    return rows
+
+
+def bench_dense(
+    shape: tuple[int, int],
+    device: torch.device,
+    *,
+    warmup: int = 3,
+    repeats: int = 30,
+    seed: int = 0,
+    baseline_repeats: int = 5,
+    sweep_repeats: int = 10,
+    check_rows: int = 4096,
+) -> list[dict[str, Any]]:
+    """Dense mutual NN over all pixels on smooth maps; agreement vs float64 on ``check_rows`` rows."""
+    from mast3r.matching.gpu import dense_mutual_nn_device
+
+    d0, d1 = smooth_descriptor_pair(shape, 24, seed)
+    f0, f1 = d0.reshape(-1, 24), d1.reshape(-1, 24)
+    rows_idx = torch.randperm(len(f0), generator=torch.Generator().manual_seed(seed))[:check_rows]
+    exact = (f0[rows_idx].double() @ f1.double().T).argmax(dim=1)
+    out: list[dict[str, Any]] = []
+    g0, g1 = d0.to(device), d1.to(device)
+    variants: list[tuple[str, Callable[[], Any], int]] = [
+        ("gpu torch blockwise fp32", lambda: dense_reciprocal_nn(g0, g1, backend="torch"), baseline_repeats),
+        ("gpu triton fp32 (auto)", lambda: dense_reciprocal_nn(g0, g1), repeats),
+    ]
+    if device.type == "cuda":
+        gf0, gf1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
+        for precision, block in DENSE_SWEEP:
+            variants.append(
+                (
+                    f"gpu triton {precision} {block} (nn only)",
+                    partial(dense_mutual_nn_device, gf0, gf1, precision=precision, block=block),
+                    sweep_repeats,
+                )
+            )
+    base = None
+    for name, fn, reps in variants:
+        res = fn()
+        stats = time_fn(fn, device, warmup=min(warmup, reps), repeats=reps)
+        row: dict[str, Any] = {"variant": name, "stats": stats.to_dict()}
+        if name.endswith("(nn only)"):
+            nn01 = res[0].cpu()
+            row["nn_equal_fp64_on_sample"] = float((nn01[rows_idx] == exact).double().mean())
+        else:
+            row["matches"] = len(res[0])
+            key = {tuple(r) for r in np.concatenate(res, axis=1).tolist()}
+            base = base if base is not None else key
+            row["same_as_torch"] = key == base
+        out.append(row)
+    from mast3r.matching.nn import mutual_nearest_neighbours
+
+    nn01, _ = mutual_nearest_neighbours(g0.reshape(-1, 24), g1.reshape(-1, 24))
+    out[1]["nn_equal_fp64_on_sample"] = float((nn01.cpu()[rows_idx] == exact).double().mean())
+    return out
+
+
+_CATEGORIES = (
+    ("attention", ("flash", "fmha", "attention")),
+    ("conv", ("conv", "cudnn", "fprop", "dgrad", "implicit", "winograd")),
+    ("gemm", ("gemm", "nvjet", "sm90_xmma", "cutlass", "matmul")),
+    ("inductor (fused)", ("triton_",)),
+    ("resample", ("upsample", "interp")),
+)
+
+
+def _category(name: str) -> str:
+    low = name.lower()
+    for cat, keys in _CATEGORIES:
+        if any(k in low for k in keys):
+            return cat
+    return "elementwise/other"
+
+
+def profile_call(
+    fn: Callable[[], Any], device: torch.device, steps: int = 3, top: int = 25
+) -> dict[str, Any]:
+    """Kernel time per call from torch.profiler (CUDA activity), top kernels and totals by category."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize(device)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            fn()
+        torch.cuda.synchronize(device)
+    rows = []
+    for e in prof.key_averages():
+        t = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+        if t > 0:
+            rows.append(
+                {
+                    "name": e.key,
+                    "ms": t / steps / 1e3,
+                    "calls": e.count // steps,
+                    "category": _category(e.key),
+                }
+            )
+    rows.sort(key=lambda r: -r["ms"])
+    cats: dict[str, float] = {}
+    for r in rows:
+        cats[r["category"]] = cats.get(r["category"], 0.0) + r["ms"]
+    cats["total"] = sum(r["ms"] for r in rows)
+    return {"kernels": rows[:top], "categories": dict(sorted(cats.items(), key=lambda kv: -kv[1]))}

@@ -1,0 +1,123 @@
+"""GPU-only checks (opt-in ``gpu`` marker; run through the device tool): the Triton matching path
+equals the CPU reference, the fast bf16 forward agrees with the float32 path, graphs replay exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks.timing import smooth_descriptor_pair, smooth_image_pairs
+from benchmarks.timing_suite import accuracy
+from mast3r.fast import CudaGraphForward, FastOptions, make_fast
+from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn, grid_seeds
+from mast3r.matching.gpu import DeviceFRM, frm_device, nn_search
+from mast3r.model import Mast3r
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("shape", [(384, 512), (97, 131)])
+def test_frm_gpu_equals_cpu_on_smooth_maps(shape):
+    d0, d1 = smooth_descriptor_pair(shape, 24, seed=3)
+    cpu = fast_reciprocal_nn(d0, d1, 8, return_stats=True)
+    gpu = fast_reciprocal_nn(d0.cuda(), d1.cuda(), 8, return_stats=True)
+    np.testing.assert_array_equal(gpu[0], cpu[0])
+    np.testing.assert_array_equal(gpu[1], cpu[1])
+    assert gpu[2] == cpu[2]  # same iteration trace, iterations, seeds, matches
+    assert len(cpu[0]) > 100
+
+
+def test_frm_device_loop_never_synchronises():
+    d0, d1 = smooth_descriptor_pair((384, 512), 24, seed=4)
+    f0, f1 = d0.cuda().reshape(-1, 24), d1.cuda().reshape(-1, 24)
+    seeds = torch.from_numpy(grid_seeds((384, 512), 8)).cuda()
+    frm_device(f0, f1, seeds, 10)  # compile the kernels first
+    torch.cuda.synchronize()
+    previous = torch.cuda.get_sync_debug_mode()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        res = frm_device(f0, f1, seeds, 10)
+    finally:
+        torch.cuda.set_sync_debug_mode(previous)
+    sizes, niter = res.trace()
+    assert sizes[0] == len(seeds) and 1 <= niter <= 10
+
+
+@pytest.mark.parametrize("precision", ["ieee", "tf32x3"])
+def test_nn_search_equals_float64_argmax_and_breaks_ties_low(precision):
+    gen = torch.Generator().manual_seed(0)
+    db = torch.randn(5000, 24, generator=gen)
+    db = db / db.norm(dim=1, keepdim=True)
+    q = torch.randn(700, 24, generator=gen)
+    exact = (q.double() @ db.double().T).argmax(1)
+    got = nn_search(q.cuda(), db.cuda(), precision=precision).cpu()
+    assert (got == exact).float().mean() == 1.0
+    # small integers: every dot product is exact, so ties are real ties; the lowest index must win
+    dbi = torch.randint(-2, 3, (9000, 24), generator=gen).float()
+    qi = torch.randint(-2, 3, (300, 24), generator=gen).float()
+    scores = qi.double() @ dbi.double().T
+    assert (scores == scores.max(1, keepdim=True).values).sum(1).gt(1).any()
+    for block in [(64, 64, 4), (32, 128, 4)]:
+        got = nn_search(qi.cuda(), dbi.cuda(), block=block).cpu()
+        assert torch.equal(got, scores.argmax(1))  # torch.argmax: first maximal index
+
+
+def test_device_frm_graph_replay_equals_eager():
+    d0, d1 = smooth_descriptor_pair((192, 256), 24, seed=6)
+    f0, f1 = d0.cuda().reshape(-1, 24), d1.cuda().reshape(-1, 24)
+    seeds = torch.from_numpy(grid_seeds((192, 256), 8)).cuda()
+    eager = frm_device(f0, f1, seeds, 10)
+    eager = [t.clone() for t in (eager.xy0, eager.xy1, eager.active, eager.counts)]
+    engine = DeviceFRM(len(f0), len(f1), 24, seeds, 10).capture()
+    for _ in range(2):  # replays reset their state
+        res = engine(f0, f1)
+        for a, b in zip(eager, (res.xy0, res.xy1, res.active, res.counts)):
+            assert torch.equal(a, b)
+
+
+def test_dense_gpu_equals_torch_path():
+    d0, d1 = smooth_descriptor_pair((96, 128), 24, seed=5)
+    cpu = dense_reciprocal_nn(d0, d1)
+    gpu = dense_reciprocal_nn(d0.cuda(), d1.cuda())
+    np.testing.assert_array_equal(gpu[0], cpu[0])
+    np.testing.assert_array_equal(gpu[1], cpu[1])
+
+
+@pytest.fixture(scope="module")
+def gpu_model(small_model):
+    model = Mast3r.from_config(small_model.config, device="cuda")
+    model.load_state_dict(small_model.state_dict())
+    return model
+
+
+def test_fast_bf16_forward_agrees_with_float32(gpu_model):
+    img0, img1 = smooth_image_pairs(2, (384, 512), seed=1, device="cuda")
+    fast = make_fast(gpu_model, FastOptions())
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        ref = gpu_model(img0, img1)
+        out = fast(img0, img1)
+    assert gpu_model.backbone_dtype == torch.float32  # the original is untouched
+    for view in (out.view0, out.view1):
+        for name, t in view.items():
+            assert t.dtype == torch.float32 and torch.isfinite(t).all(), name
+    for pair in range(2):
+        acc = accuracy(ref, out, pair)
+        print(pair, acc)
+        assert acc["pts3d_rel"] < 0.02
+        assert acc["desc_cos_median"] > 0.999
+        assert acc["frm_same"] > 0.9
+
+
+def test_cuda_graph_replays_the_eager_forward(gpu_model):
+    img0, img1 = smooth_image_pairs(2, (256, 320), seed=2, device="cuda")
+    fast = make_fast(gpu_model)
+    with torch.inference_mode():
+        eager = fast(img0, img1)
+        graphed = CudaGraphForward(fast, img0, img1)
+        out = graphed(img0.flip(0), img1.flip(0))  # new inputs go through the static buffers
+        again = fast(img0.flip(0), img1.flip(0))
+    torch.testing.assert_close(out.view1.pts3d, again.view1.pts3d, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(out.view1.pts3d, eager.view1.pts3d)
+    with pytest.raises(ValueError, match="captured for"):
+        graphed(img0[:1], img1[:1])
