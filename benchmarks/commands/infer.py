@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,24 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handler)
 
 
-def _save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    import numpy as np
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def handler(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from benchmarks.store import save_npz_atomic
     from mast3r.config import ConfigError
     from mast3r.preprocess import ImageLoadError, load_image
     from mast3r.weights import CheckpointError, load_model
@@ -99,6 +84,6 @@ def handler(args: argparse.Namespace) -> int:
         arrays[f"true_shape{i}"] = np.asarray(im.true_shape, dtype=np.int32)
         arrays[f"orig_size{i}"] = np.asarray(im.orig_size, dtype=np.int32)
         arrays[f"orig_from_net{i}"] = im.orig_from_net
-    _save_npz_atomic(args.out, arrays)
+    save_npz_atomic(args.out, arrays)
     log.info("wrote %s (%s)", args.out, ", ".join(sorted(arrays)))
     return 0

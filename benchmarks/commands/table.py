@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmarks import tables
 from benchmarks.registry import ADAPTERS
 from benchmarks.store import results_root
 
@@ -26,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__)
     p.add_argument("benches", nargs="*", metavar="BENCH",
                    help="benchmarks to tabulate (default: all that have runs)")
-    p.add_argument("--format", choices=list(tables.FORMATS), default="md",
+    p.add_argument("--format", choices=["md", "csv", "latex"], default="md",
                    help="format printed (default: md); all three are written")
     p.add_argument("--out", metavar="DIR", help="where the files go (default: <results>/tables)")
     p.add_argument("--results", metavar="DIR",
@@ -58,6 +57,8 @@ def _paper(args: argparse.Namespace) -> int:
 def handler(args: argparse.Namespace) -> int:
     if args.benches == ["paper"]:
         return _paper(args)
+    from benchmarks import tables  # pandas: imported on use, not when the CLI starts
+
     root = results_root(args.results)
     frame = tables.collect(root, args.benches or None)
     benches = args.benches or sorted(frame["bench"].unique())

@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import torch
 
-import benchmarks.commands.match as match_cmd
+import benchmarks.pair_match as match_cmd
 from benchmarks.cli import main
 from mast3r.matching import border_filter, fast_reciprocal_nn
 from mast3r.model import PairOutput, ViewOutput
