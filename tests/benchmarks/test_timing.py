@@ -161,3 +161,12 @@ def test_time_frm_cli_and_errors(tmp_path, capsys):
     assert main(["forward", "--size", "512", "--device", "cpu"]) == 2
     assert main(["forward", "--device", "cpu", "--compile", "blocks"]) == 2  # compile needs --fast
     assert "error:" in capsys.readouterr().err
+
+
+def test_cli_choices_mirror_the_implementation() -> None:
+    """The `time` command lists its choices without importing torch; they must stay in sync."""
+    from benchmarks.commands import time as time_cmd
+    from benchmarks.timing import DTYPES
+    from mast3r.fast import COMPILE_CHOICES
+
+    assert time_cmd.DTYPES == DTYPES and time_cmd.COMPILE_CHOICES == COMPILE_CHOICES
