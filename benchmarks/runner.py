@@ -158,6 +158,9 @@ class Runner:
             matcher=matcher_name or matcher.name, matcher_config=to_dict(matcher.config),
             weights=matcher.weights_checksum(), seed=seed,
         )
+        if hasattr(adapter, "artifacts_dir") and adapter.artifacts_dir is None:
+            # files a solver writes (DTU clouds), content-addressed under this results root
+            adapter.artifacts_dir = self.results_root / "cache" / "artifacts" / self.spec.bench
         self.needs_gt = bool(getattr(matcher, "needs_ground_truth", False))
         if self.needs_gt and not hasattr(adapter, "gt_correspondences"):
             raise ValueError(f"matcher {self.spec.matcher!r} needs ground-truth correspondences, which "

@@ -144,11 +144,13 @@ def test_failures_and_missing_gt(synthetic_root: Path, tmp_path: Path):
 
 
 def test_cli_run_acceptance(synthetic_root: Path, tmp_path: Path, capsys, monkeypatch):
-    monkeypatch.setenv("MAST3R_BENCH_RESULTS", str(tmp_path))  # where the PLY cache goes
+    monkeypatch.delenv("MAST3R_BENCH_RESULTS", raising=False)  # the runner points the PLY cache here
     assert main(["run", "dtu", "--matcher", "oracle", "--data", str(synthetic_root), "--results",
                  str(tmp_path), "--no-progress", "num_sources=1"]) == 0
     assert "dtu/oracle: 1/1 samples (1 computed now, 0 failures" in capsys.readouterr().out
-    assert len(list((tmp_path / "cache" / "dtu" / "ply").glob("scan1-*.ply"))) == 1
+    assert len(list((tmp_path / "cache" / "artifacts" / "dtu").glob("scan1-*.ply"))) == 1
+    (export,) = (tmp_path / "runs" / "dtu" / "oracle").glob("*/export/*.ply")
+    assert export.name == "mast3r001_l3.ply"
 
 
 @pytest.mark.slow
