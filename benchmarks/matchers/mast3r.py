@@ -268,6 +268,8 @@ RANDOM_PRESETS: dict[str, dict[str, Any]] = {
     "tiny": dict(model_class="AsymmetricMASt3R", head_type="catmlp+dpt", output_mode="pts3d+desc24",
                  two_confs=True, desc_conf_mode=("exp", 0.0, float("inf")), enc_embed_dim=32, enc_depth=1,
                  enc_num_heads=1, dec_embed_dim=32, dec_depth=10, dec_num_heads=1),
+    # the released MASt3R ViT-L/B architecture (2.75 GB in float32): timing and scaling runs.
+    "vitl": {},
     # DUSt3R with the linear head: well under 1 MB.
     "tiny-dust3r": dict(model_class="AsymmetricCroCo3DStereo", head_type="linear", output_mode="pts3d",
                         two_confs=False, desc_conf_mode=None, enc_embed_dim=32, enc_depth=1,
