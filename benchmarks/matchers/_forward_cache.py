@@ -315,7 +315,7 @@ def focal_px(pts3d: torch.Tensor | None, prep: PreparedImage) -> float | None:
         return None
     from mast3r.geometry import estimate_focal
 
-    f = estimate_focal(pts3d.detach().float().cpu().numpy())
+    f = estimate_focal(pts3d.detach())  # torch path: stays on the GPU when the forward ran there
     if not np.isfinite(f) or f <= 0:
         return None
     sx, sy = prep.scale_xy

@@ -40,6 +40,9 @@ def estimate_focal(pts3d: Any, pp: tuple[float, float] | None = None, mode: str 
         n_iter: Weiszfeld iterations.
     Returns: focal in pixels (NaN when no valid pixel constrains it).
     """
+    if mode == "weiszfeld" and hasattr(pts3d, "detach") and valid is None:
+        focal = _weiszfeld_torch(pts3d.detach(), pp, n_iter)  # on the tensor's device (GPU: no copy)
+        return _clip_focal(focal, pts3d.shape[:2], min_focal, max_focal)
     pts = _to_numpy(pts3d)
     if pts.ndim != 3 or pts.shape[2] != 3:
         raise ValueError(f"estimate_focal: pts3d must be (H, W, 3), got {pts.shape}")
@@ -64,5 +67,33 @@ def estimate_focal(pts3d: Any, pp: tuple[float, float] | None = None, mode: str 
             votes = np.concatenate([u[:, 0] * pts[:, 2] / pts[:, 0], u[:, 1] * pts[:, 2] / pts[:, 1]])
             votes[~np.isfinite(votes)] = np.nan
             focal = np.nanmedian(votes) if np.isfinite(votes).any() else np.nan
-    base = max(h, w) / (2 * np.tan(np.deg2rad(30)))
+    return _clip_focal(float(focal), (h, w), min_focal, max_focal)
+
+
+def _clip_focal(focal: float, shape: tuple[int, int], min_focal: float, max_focal: float) -> float:
+    """Clip to ``[min_focal, max_focal] * max(H, W) / (2 tan 30°)``; NaN stays NaN."""
+    base = max(shape) / (2 * np.tan(np.deg2rad(30)))
     return float(np.clip(focal, min_focal * base, max_focal * base)) if np.isfinite(focal) else float("nan")
+
+
+def _weiszfeld_torch(pts3d: Any, pp: tuple[float, float] | None, n_iter: int) -> float:
+    """The ``"weiszfeld"`` branch of :func:`estimate_focal` in float64 torch on ``pts3d``'s device
+    (same arithmetic as the numpy branch; one host sync for the result)."""
+    import torch
+
+    if pts3d.ndim != 3 or pts3d.shape[2] != 3:
+        raise ValueError(f"estimate_focal: pts3d must be (H, W, 3), got {tuple(pts3d.shape)}")
+    h, w = pts3d.shape[:2]
+    cx, cy = pp if pp is not None else default_principal_point((h, w))
+    pts = pts3d.reshape(-1, 3).to(torch.float64)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=pts.device),
+                            torch.arange(w, dtype=torch.float64, device=pts.device), indexing="ij")
+    u = torch.stack([xs - cx, ys - cy], dim=-1).reshape(-1, 2)
+    r = pts[:, :2] / pts[:, 2:]
+    r = torch.where(torch.isfinite(r), r, torch.zeros_like(r))
+    dot_ru, dot_rr = (r * u).sum(-1), (r * r).sum(-1)
+    focal = dot_ru.mean() / dot_rr.mean()
+    for _ in range(n_iter):
+        wgt = 1 / torch.clamp(torch.linalg.vector_norm(u - focal * r, dim=-1), min=1e-8)
+        focal = (wgt * dot_ru).mean() / (wgt * dot_rr).mean()
+    return float(focal)

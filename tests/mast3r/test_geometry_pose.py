@@ -167,3 +167,24 @@ def test_scale_from_depth_without_valid_depth_fails(scene):
     assert not bad.success and bad.failure_reason == "no_valid_depth"
     failed = PoseEstimate.failure("ransac_failed", 3)
     assert scale_translation_from_depth(failed, scene["xy0"], scene["xy1"], K, K, scene["depth"]) is failed
+
+
+def test_estimate_focal_torch_path_equals_numpy() -> None:
+    """A torch pointmap takes the on-device float64 Weiszfeld path; it must equal the numpy one."""
+    import torch
+
+    from mast3r.geometry import estimate_focal
+
+    rng = np.random.default_rng(3)
+    h, w, f = 24, 32, 41.5
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    z = rng.uniform(1.0, 3.0, (h, w))
+    pts = np.stack([(xs - w / 2) * z / f, (ys - h / 2) * z / f, z], -1)
+    pts[..., :2] += rng.normal(0, 0.01, (h, w, 2))  # noisy: the IRLS steps matter
+    pts[0, 0, 2] = 0.0  # an inf ray is zeroed in both paths
+    ref = estimate_focal(pts)
+    got = estimate_focal(torch.from_numpy(pts).float())
+    assert abs(ref - f) < 0.05 * f
+    assert got == pytest.approx(estimate_focal(torch.from_numpy(pts).float().numpy()), rel=1e-12)
+    assert estimate_focal(torch.from_numpy(pts), min_focal=2.0) == pytest.approx(
+        2.0 * max(h, w) / (2 * np.tan(np.deg2rad(30))))
