@@ -2,9 +2,9 @@
 # Multi-GPU scaling of `mast3r-bench run` under torchrun (issue 10), as run through the device tool:
 #   run(kind="nvidia-h100-x2", carry=[".whl", ".gpudata"], command="bash results/perf/multi_gpu_scaling.sh")
 # .whl: pycolmap/tabulate/tqdm wheels for the device's Python (the image lacks them);
-# .gpudata/syn: `mast3r-bench synth --out .gpudata/syn --size small --only co3dv2`.
+# .gpudata/syn: `mast3r-bench synth --out .gpudata/syn --size default --only co3dv2`.
 # Network-bound workload: the released MASt3R ViT-L architecture (random init, fp32), CO3Dv2 synthetic
-# (4 sequences x 45 pairs), PnP per pair; 1 GPU, then 2 GPUs, each with fresh results (no cache reuse).
+# (default suite: 4 sequences x 45 pairs), PnP per pair; 1 GPU, then 2 GPUs, each with fresh results (no cache reuse).
 set -euo pipefail
 export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 if ! python3 -c "import pycolmap, tabulate, tqdm" 2>/dev/null; then
@@ -35,7 +35,7 @@ print(f"GPUs={sys.argv[2]} backend={m['backend']} world={m['world_size']} "
       f"pairs/s={t['pairs_per_s']:.2f} samples/s={t['samples_per_s']:.3f} "
       f"process_s={t['seconds']:.1f} wall_s={float(sys.argv[4]) - float(sys.argv[3]):.1f}")
 for r in m["ranks"]:
-    print("  rank", r["rank"], r.get("device"), r.get("gpu_name"), "pairs", r["pairs"], "s", round(r["seconds"], 1))
+    print("  rank", r["rank"], r.get("device"), r.get("device_name"), "pairs", r["pairs"], "s", round(r["seconds"], 1))
 PY
   python3 - "$res" <<'PY'
 import glob, json, sys
