@@ -26,7 +26,7 @@ for n in 1 2; do
   rm -rf "$res"
   start=$(date +%s.%N)
   torchrun --standalone --nproc_per_node=$n -m benchmarks run co3dv2 --matcher mast3r \
-    --data .gpudata/syn --results "$res" --no-progress --device cuda
+    --data .gpudata/syn --results "$res" --no-progress --device cuda ${SCALING_OVERRIDES:-}
   end=$(date +%s.%N)
   man=$(ls "$res"/runs/co3dv2/mast3r/*/manifest.json)
   cp "$man" "$OUT/manifest_${n}gpu.json"
@@ -48,5 +48,7 @@ for f in glob.glob(sys.argv[1] + "/runs/co3dv2/mast3r/*/records.jsonl"):
         for k, v in json.loads(line)["timings"].items():
             tot[k] = tot.get(k, 0.0) + v
 print("  time by stage (s, summed over samples):", {k: round(v, 1) for k, v in sorted(tot.items())})
+for f in glob.glob(sys.argv[1] + "/runs/co3dv2/mast3r/*/records.jsonl"):
+    print("  per-sample match s:", [round(json.loads(line)["timings"]["match"], 2) for line in open(f)])
 PY
 done
