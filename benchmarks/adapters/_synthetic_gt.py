@@ -25,7 +25,13 @@ from benchmarks.types import Correspondences, View
 from datasets.synthetic.gt import backproject, gt_correspondences, project
 from datasets.synthetic.sidecar import SIDECAR_DIR, Sidecar
 
-__all__ = ["SyntheticTruth"]
+__all__ = ["SyntheticTruth", "find_sidecar"]
+
+
+def find_sidecar(root: Path) -> Sidecar | None:
+    """The synthetic suite's ground-truth sidecar of a benchmark folder, or None for real data."""
+    root = Path(root)
+    return Sidecar(root) if (root / SIDECAR_DIR / "views.json").is_file() else None
 
 
 class SyntheticTruth:
@@ -52,8 +58,7 @@ class SyntheticTruth:
     def sidecar(self) -> Sidecar | None:
         if not self._checked:
             self._checked = True
-            if (self.root / SIDECAR_DIR / "views.json").is_file():
-                self._sidecar = Sidecar(self.root)
+            self._sidecar = find_sidecar(self.root)
         return self._sidecar
 
     def _depth_of(self, sidecar: Sidecar, view: View) -> np.ndarray:

@@ -151,6 +151,26 @@ class VislocAdapter:
         self.estimator = estimator or self.EstimatorConfig()
         self._gt: dict[str, tuple[np.ndarray, str | None]] | None = None
 
+    @property
+    def sidecar(self) -> Any:
+        """The synthetic suite's GT sidecar (None on real data), looked up once."""
+        if not hasattr(self, "_sidecar_cache"):
+            from benchmarks.adapters._synthetic_gt import find_sidecar
+
+            self._sidecar_cache = find_sidecar(self.root)
+        return self._sidecar_cache
+
+    def _query_truth(self, sample: Any, i: int, j: int) -> tuple[Any, Any, Any, Any] | None:
+        """``(query view, database view, query GT, query depth)`` for a (query, database) pair of
+        a synthetic root; None otherwise (real data, or a pair without the query)."""
+        if 0 not in (i, j) or i == j or self.sidecar is None:
+            return None
+        query, other = sample.views[0], sample.views[j if i == 0 else i]
+        try:
+            return query, other, self.sidecar.truth(query.image_path), self.sidecar.depth(query.image_path)
+        except KeyError:
+            return None
+
     # -- subclass hooks ---------------------------------------------------------------------------
     def _query_views(self) -> list[View]:
         raise NotImplementedError

@@ -80,7 +80,6 @@ class AachenAdapter(VislocAdapter):
         super().__init__(root, config, estimator)
         self.dataset = AachenDataset(self.root)
         self._points = LRU(64)
-        self._sidecar: Any = None
 
     def _query_views(self) -> list[View]:
         return [q for c in self.config.conditions for q in self.dataset.queries(c)]
@@ -120,23 +119,11 @@ class AachenAdapter(VislocAdapter):
         tolerance). ``pts0`` in view ``i``, ``pts1`` in view ``j``; None without the sidecar or for a
         pair that is not (query, database)."""
         from datasets.synthetic.gt import project, sample_depth
-        from datasets.synthetic.sidecar import Sidecar
 
-        if 0 not in (i, j) or i == j:
+        found = self._query_truth(sample, i, j)
+        if found is None:
             return None
-        if self._sidecar is None:
-            try:
-                self._sidecar = Sidecar(self.root)
-            except FileNotFoundError:
-                self._sidecar = False
-        if not self._sidecar:
-            return None
-        query, db = sample.views[0], sample.views[j if i == 0 else i]
-        try:
-            truth = self._sidecar.truth(query.image_path)
-            depth = self._sidecar.depth(query.image_path)
-        except KeyError:
-            return None
+        query, db, truth, depth = found
         _, kp_xy, kp_xyz = self._keypoints(db.name)
         pix, z = project(kp_xyz, truth.K, truth.cam_from_world)
         h, w = depth.shape

@@ -239,13 +239,10 @@ class DtuAdapter:
         """Exact matches from the sidecar's depth maps and cameras: view-``i`` pixel centres on a
         ``GT_STRIDE_PX`` grid with their exact, occlusion-checked projections in view ``j``. None
         without the sidecar."""
-        from datasets.synthetic.sidecar import Sidecar
+        from benchmarks.adapters._synthetic_gt import find_sidecar
 
         if self._sidecar is None:
-            try:
-                self._sidecar = Sidecar(self.root)
-            except FileNotFoundError:
-                self._sidecar = False
+            self._sidecar = find_sidecar(self.root) or False
         if not self._sidecar:
             return None
         try:

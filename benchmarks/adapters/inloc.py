@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -72,7 +72,6 @@ class InLocAdapter(VislocAdapter):
         self.dataset = InLocDataset(self.root)
         self._sized = False  # cutout size read from the first cutout's header (real: 1600x1200)
         self._xyz = LRU(4)
-        self._sidecar: Any = None
 
     def _query_views(self) -> list[View]:
         return self.dataset.queries()
@@ -112,23 +111,11 @@ class InLocAdapter(VislocAdapter):
         another building than the query's (GT) gives no matches. None without the sidecar or for a
         pair that is not (query, cutout)."""
         from datasets.synthetic.gt import project, sample_depth
-        from datasets.synthetic.sidecar import Sidecar
 
-        if 0 not in (i, j) or i == j:
+        found = self._query_truth(sample, i, j)
+        if found is None:
             return None
-        if self._sidecar is None:
-            try:
-                self._sidecar = Sidecar(self.root)
-            except FileNotFoundError:
-                self._sidecar = False
-        if not self._sidecar:
-            return None
-        query, cut = sample.views[0], sample.views[j if i == 0 else i]
-        try:
-            truth = self._sidecar.truth(query.image_path)
-            depth = self._sidecar.depth(query.image_path)
-        except KeyError:
-            return None
+        query, cut, truth, depth = found
         if truth.meta.get("building") != cut.meta.get("building"):
             return Correspondences.empty()
         xyz = self.xyz_world(cut)
