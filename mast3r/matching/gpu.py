@@ -224,7 +224,7 @@ class DeviceFRM:
         )
         self.seeds = seeds.to(torch.int64)
         dp = _pad_dim(dim)
-        f32 = dict(dtype=torch.float32, device=dev)
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=dev)
         self.t0, self.t1 = torch.zeros((n0, dp), **f32), torch.zeros((n1, dp), **f32)
         self.dbt0, self.dbt1 = torch.zeros((dp, n0), **f32), torch.zeros((dp, n1), **f32)
         n = len(seeds)
