@@ -44,7 +44,7 @@ import socket
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -57,7 +57,14 @@ from benchmarks.config import apply_overrides, route_overrides, to_dict
 from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, pair_key, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.registry import ADAPTERS, MATCHERS
-from benchmarks.store import CorrespondenceCache, RecordStore, RunDir, read_json, write_json_atomic
+from benchmarks.store import (
+    CorrespondenceCache,
+    RecordStore,
+    RunDir,
+    export_run,
+    read_json,
+    write_json_atomic,
+)
 from benchmarks.store import results_root as results_root_of
 from benchmarks.types import Correspondences, Prediction, Record, Sample
 
@@ -352,20 +359,6 @@ class Runner:
     def _result(self, run_dir: RunDir, outcome: dict[str, Any], comm: Any) -> RunResult:
         extra = {"rank": comm.rank, "world_size": comm.world_size}
         return RunResult(run_dir, self.spec, **outcome, extra=extra)
-
-
-def export_run(adapter: Any, records: Iterable[Record], run_dir: RunDir) -> list[str]:
-    """Write the adapter's official export files (submission zip, upload file, PLY) of a finished
-    run into ``<run dir>/export/``; their paths relative to the run directory. Adapters without
-    ``export`` write nothing."""
-    export = getattr(adapter, "export", None)
-    if not callable(export):
-        return []
-    out = run_dir.path / "export"
-    out.mkdir(parents=True, exist_ok=True)
-    base = run_dir.path.resolve()
-    paths = [Path(p).resolve() for p in export(list(records), out)]
-    return [p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p) for p in paths]
 
 
 def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:

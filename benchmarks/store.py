@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from benchmarks.types import Correspondences, Record
 
 __all__ = [
     "results_root", "to_jsonable", "write_json_atomic", "read_json", "RecordStore", "RunDir",
-    "CorrespondenceCache", "list_runs", "RunLockedError",
+    "CorrespondenceCache", "list_runs", "RunLockedError", "save_npz_atomic", "export_run",
 ]
 log = logging.getLogger(__name__)
 
@@ -343,3 +343,17 @@ class CorrespondenceCache:
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def export_run(adapter: Any, records: Iterable[Record], run_dir: RunDir) -> list[str]:
+    """Write the adapter's official export files (submission zip, upload file, PLY) of a finished
+    run into ``<run dir>/export/``; their paths relative to the run directory. Adapters without
+    ``export`` write nothing."""
+    export = getattr(adapter, "export", None)
+    if not callable(export):
+        return []
+    out = run_dir.path / "export"
+    out.mkdir(parents=True, exist_ok=True)
+    base = run_dir.path.resolve()
+    paths = [Path(p).resolve() for p in export(list(records), out)]
+    return [p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p) for p in paths]
