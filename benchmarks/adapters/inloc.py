@@ -69,8 +69,7 @@ class InLocAdapter(VislocAdapter):
         from datasets.inloc import InLocDataset
 
         super().__init__(root, config, estimator)
-        self.dataset = InLocDataset(self.root)
-        self._sized = False  # cutout size read from the first cutout's header (real: 1600x1200)
+        self.dataset = InLocDataset(self.root)  # cutout size: the first cutout's header (real: 1600x1200)
         self._xyz = LRU(4)
 
     def _query_views(self) -> list[View]:
@@ -81,12 +80,6 @@ class InLocAdapter(VislocAdapter):
         return {q: [db for db, _ in items] for q, items in pairs.items()}
 
     def _db_view(self, name: str) -> View:
-        if not self._sized:
-            from datasets._parse import image_size
-            from datasets.inloc import InLocDataset
-
-            self.dataset = InLocDataset(self.root, cutout_size=image_size(self.root / name))
-            self._sized = True
         return self.dataset.cutout(name)
 
     def _condition(self, query: View, gt_condition: str | None) -> str | None:
