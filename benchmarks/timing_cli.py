@@ -68,6 +68,8 @@ def _forward_plan(args: argparse.Namespace) -> list[tuple[ForwardVariant, list[i
             compile=args.compile,
             cuda_graph=args.cuda_graph,
             mlp_fp32=args.mlp_fp32,
+            compile_mode=args.compile_mode,
+            gelu=args.gelu,
         )
         return [(v, [args.batch])]
     V = ForwardVariant

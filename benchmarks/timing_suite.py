@@ -30,20 +30,28 @@ __all__ = ["ForwardVariant", "build_model", "ForwardBench", "accuracy", "bench_f
 _TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CHECK_PAIRS = 8
 FRM_SWEEP = (
-    ("ieee", (64, 64, 4)),
     ("ieee", (128, 64, 8)),
-    ("ieee", (64, 128, 8)),
+    ("ieee", (64, 64, 4)),
+    ("ieee", (32, 64, 4)),
+    ("ieee", (64, 32, 4)),
     ("tf32x3", (32, 64, 4)),
-    ("tf32x3", (128, 64, 8)),
+    ("screened", (64, 64, 4)),
+    ("screened", (64, 128, 4)),
+    ("screened", (64, 32, 4)),
 )
-"""(precision, (BQ, BN, num_warps)) configurations timed by ``bench_frm``."""
-DENSE_SWEEP = (
-    ("ieee", (64, 64, 4)),
-    ("ieee", (128, 64, 8)),
-    ("tf32x3", (64, 64, 4)),
-    ("tf32x3", (128, 64, 8)),
+"""(precision, (BQ, BN, num_warps)) configurations timed by ``bench_frm`` (screened: BN only)."""
+DENSE_SWEEP = (("ieee", (64, 64, 4)),)
+"""Exhaustive (precision, (BQ, BN, num_warps)) configurations timed by ``bench_dense``."""
+SCREEN_SWEEP = (
+    (128, 64, 4, 3, 4096),
+    (128, 64, 4, 3, 1024),
+    (128, 64, 4, 4, 8192),
+    (64, 64, 4, 3, 4096),
+    (64, 128, 4, 3, 4096),
+    (128, 32, 4, 3, 4096),
+    (128, 128, 8, 3, 4096),
 )
-"""Configurations timed by ``bench_dense``."""
+"""Screened dense shapes (``ScreenConfig`` fields: bm, bn, warps, stages, split_cols) timed too."""
 """Pairs of a batch compared with the float32 reference (FRM agreement is pooled over them)."""
 
 
@@ -78,12 +86,16 @@ class ForwardVariant:
     compile: str = "none"
     cuda_graph: bool = False
     mlp_fp32: bool = False
+    compile_mode: str | None = None
+    gelu: str = "erf"
 
     def __post_init__(self) -> None:
         if self.fast and self.dtype not in _TORCH_DTYPES:
             raise ValueError(f"the fast path needs --dtype bf16 or fp16, got {self.dtype!r}")
-        if self.compile != "none" and not self.fast:
-            raise ValueError("--compile applies to the fast path (--fast)")
+        if (self.compile != "none" or self.gelu != "erf") and not self.fast:
+            raise ValueError("--compile and --gelu apply to the fast path (--fast)")
+        if self.compile_mode is not None and self.compile == "none":
+            raise ValueError("--compile-mode needs --compile")
 
     @property
     def name(self) -> str:
@@ -95,15 +107,22 @@ class ForwardVariant:
                 + (" heads-fp32" if self.head_fp32 else "")
                 + (" mlp-fp32" if self.mlp_fp32 else "")
             )
+            if self.gelu != "erf":
+                base += f" gelu={self.gelu}"
             if self.compile != "none":
-                base += f" compile={self.compile}"
+                base += f" compile={self.compile}" + (f" ({self.compile_mode})" if self.compile_mode else "")
         return base + (" +graph" if self.cuda_graph else "")
 
     def options(self) -> FastOptions:
         dt = _TORCH_DTYPES[self.dtype]
         head = None if self.head_fp32 else dt
         return FastOptions(
-            dtype=dt, head_dtype=None if self.mlp_fp32 else head, dpt_dtype=head, compile=self.compile
+            dtype=dt,
+            head_dtype=None if self.mlp_fp32 else head,
+            dpt_dtype=head,
+            compile=self.compile,
+            compile_mode=self.compile_mode,
+            gelu=self.gelu,
         )
 
 
@@ -347,18 +366,20 @@ def bench_dense(
     g0, g1 = d0.to(device), d1.to(device)
     variants: list[tuple[str, Callable[[], Any], int]] = [
         ("gpu torch blockwise fp32", lambda: dense_reciprocal_nn(g0, g1, backend="torch"), baseline_repeats),
-        ("gpu triton fp32 (auto)", lambda: dense_reciprocal_nn(g0, g1), repeats),
+        ("gpu triton (auto: fp16 screen + fp64 re-check)", lambda: dense_reciprocal_nn(g0, g1), repeats),
     ]
     if device.type == "cuda":
         gf0, gf1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
+        from mast3r.matching.gpu_screened import ScreenConfig
+
         for precision, block in DENSE_SWEEP:
-            variants.append(
-                (
-                    f"gpu triton {precision} {block} (nn only)",
-                    partial(dense_mutual_nn_device, gf0, gf1, precision=precision, block=block),
-                    sweep_repeats,
-                )
+            fn = partial(
+                dense_mutual_nn_device, gf0, gf1, method="exhaustive", precision=precision, block=block
             )
+            variants.append((f"gpu triton exhaustive {precision} {block} (nn only)", fn, sweep_repeats))
+        for shape in SCREEN_SWEEP:
+            fn = partial(dense_mutual_nn_device, gf0, gf1, screen=ScreenConfig(*shape))
+            variants.append((f"gpu triton screened fp16 {shape} (nn only)", fn, sweep_repeats))
     base = None
     for name, fn, reps in variants:
         res = fn()
@@ -377,6 +398,11 @@ def bench_dense(
 
     nn01, _ = mutual_nearest_neighbours(g0.reshape(-1, 24), g1.reshape(-1, 24))
     out[1]["nn_equal_fp64_on_sample"] = float((nn01.cpu()[rows_idx] == exact).double().mean())
+    if device.type == "cuda":
+        from mast3r.matching.gpu_screened import screened_nn
+
+        _, st = screened_nn(g0.reshape(-1, 24), g1.reshape(-1, 24), return_stats=True)
+        out[1]["screen"] = {"candidates": st.candidates, "units_scanned": st.units_scanned, "units": st.units}
     return out
 
 

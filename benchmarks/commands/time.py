@@ -49,6 +49,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile", choices=COMPILE_CHOICES, default="none", help="fast path: torch.compile scope"
     )
+    p.add_argument(
+        "--compile-mode", default=None, help="fast path: torch.compile mode (e.g. max-autotune-no-cudagraphs)"
+    )
+    p.add_argument(
+        "--gelu", choices=("erf", "tanh-fused"), default="erf",
+        help="fast path: transformer MLP GELU (tanh-fused: one cuBLASLt GEMM, tanh approximation)",
+    )  # fmt: skip
     p.add_argument("--cuda-graph", action="store_true", help="replay a captured CUDA graph")
     p.add_argument("--check", action="store_true", help="forward: compare with the float32 path")
     p.add_argument("--subsample", type=int, default=8, help="FRM seed grid step (default 8)")

@@ -14,6 +14,16 @@ import triton.language as tl
 
 
 @triton.jit
+def frm_splits(n_act, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
+    """(splits, columns per split) for ``n_act`` active queries: as many splits as fit
+    ``n_programs`` programs, each at least one BN tile (the same formula in every kernel)."""
+    qblocks = tl.maximum(tl.cdiv(n_act, BQ), 1)
+    n_split = tl.minimum(tl.maximum(n_programs // qblocks, 1), tl.cdiv(n_db, BN))
+    per = tl.cdiv(tl.cdiv(n_db, n_split), BN) * BN
+    return tl.cdiv(n_db, per), per
+
+
+@triton.jit
 def nn_partial_kernel(
     Q,
     DBT,
@@ -25,6 +35,7 @@ def nn_partial_kernel(
     nq,
     n_db,
     n_per_split,
+    n_programs,
     DP: tl.constexpr,
     BQ: tl.constexpr,
     BN: tl.constexpr,
@@ -33,17 +44,24 @@ def nn_partial_kernel(
 ):
     """Best database column per query over one split of the database.
 
-    Query ``i`` (compact position) is table row ``i`` (GATHER=0, ``nq`` queries) or table row
-    ``ROWS[ORDER[i]]`` for ``i < NACT[0]`` (GATHER=1, the FRM active set; other programs exit).
+    GATHER=0: ``nq`` queries, table rows ``0..nq-1``; the grid is (query blocks, splits) with
+    ``n_per_split`` columns per split. GATHER=1 (the FRM active set): query ``i < NACT[0]`` is table
+    row ``ROWS[ORDER[i]]``; the grid is 1-D with ``n_programs`` programs, and the split count adapts
+    to the active set on the device (:func:`frm_splits`): few active queries get many short splits,
+    so a nearly converged half-step is as parallel as the first one.
     Writes ``OUT_S[split, i]`` (best score) and ``OUT_I[split, i]`` (its column, int32).
     Scores: ``tl.dot`` over the padded ``DP`` with input precision PREC (``ieee``: fp32 FMA).
     """
-    pid_q = tl.program_id(0)
-    pid_s = tl.program_id(1)
     if GATHER:
         n_act = tl.load(NACT)
+        n_split, n_per_split = frm_splits(n_act, n_db, n_programs, BQ, BN)
+        pid = tl.program_id(0)
+        pid_q = pid // n_split
+        pid_s = pid % n_split
     else:
         n_act = nq
+        pid_q = tl.program_id(0)
+        pid_s = tl.program_id(1)
     row0 = pid_q * BQ
     if row0 < n_act:
         offs_q = row0 + tl.arange(0, BQ)
@@ -87,13 +105,18 @@ def frm_update_kernel(
     OLD,
     ACTIVE,
     nq,
-    n_splits,
+    n_db,
+    n_programs,
+    BQ: tl.constexpr,
+    BN: tl.constexpr,
     BLOCK: tl.constexpr,
 ):
-    """For compact ``i < NACT[0]``: reduce the splits (first maximum), ``j = ORDER[i]``,
-    ``XY[j] = nn``, and ``ACTIVE[j] = 0`` where ``OLD[j] == nn`` (the FRM convergence test)."""
+    """For compact ``i < NACT[0]``: reduce the splits of :func:`frm_splits` (first maximum),
+    ``j = ORDER[i]``, ``XY[j] = nn``, and ``ACTIVE[j] = 0`` where ``OLD[j] == nn`` (the FRM
+    convergence test)."""
     pid = tl.program_id(0)
     n_act = tl.load(NACT)
+    n_splits, _ = frm_splits(n_act, n_db, n_programs, BQ, BN)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_act
     best = tl.full([BLOCK], float("-inf"), tl.float32)
@@ -145,3 +168,215 @@ def frm_compact_kernel(
     first = tl.arange(0, 1)
     tl.store(NACT + first, total)
     tl.store(COUNTS + slot + first, total.to(tl.int64))
+
+
+@triton.jit
+def screen_max_kernel(A, BT, OUT, nq, nb_pad, per, DP: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
+    """Screening pass: fp16 tensor-core best score of every query over one database split.
+
+    ``A`` (nq, DP) and ``BT`` (DP, nb_pad) are fp16 (``BT`` padded with copies of its last
+    column, so padding never raises a maximum and no column mask is needed); ``per`` columns per
+    split (a multiple of BN). Writes ``OUT[split, q]`` (fp32). One max per score in the loop.
+    """
+    pid_q = tl.program_id(0)
+    pid_s = tl.program_id(1)
+    rows = pid_q * BM + tl.arange(0, BM)
+    rmask = rows < nq
+    kk = tl.arange(0, DP)
+    a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=rmask[:, None], other=0.0)
+    run = tl.full([BM, BN], float("-inf"), tl.float32)
+    cols = pid_s * per + tl.arange(0, BN)
+    for _ in range(0, per, BN):
+        b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
+        run = tl.maximum(run, tl.dot(a, b))
+        cols += BN
+    tl.store(OUT + pid_s * nq + rows, tl.max(run, axis=1), mask=rmask)
+
+
+@triton.jit
+def screen_candidates_kernel(
+    A,
+    BT,
+    THR,
+    UNIT_Q,
+    UNIT_S,
+    CAND_Q,
+    CAND_D,
+    COUNT,
+    nq,
+    nb,
+    nb_pad,
+    per,
+    cap,
+    DP: tl.constexpr,
+    BM: tl.constexpr,
+    BN: tl.constexpr,
+):
+    """Candidate pass over the (query block, split) units listed in ``UNIT_Q``/``UNIT_S``: every
+    (query, column) whose fp16 score (same tiles as :func:`screen_max_kernel`) is >= ``THR[q]``
+    is appended at ``atomic_add(COUNT, 1)`` to ``CAND_Q``/``CAND_D`` (int32; stored while the slot
+    is < ``cap``, counted always, so the caller can detect an overflow)."""
+    u = tl.program_id(0)
+    pid_q = tl.load(UNIT_Q + u)
+    pid_s = tl.load(UNIT_S + u)
+    rows = pid_q * BM + tl.arange(0, BM)
+    rmask = rows < nq
+    kk = tl.arange(0, DP)
+    a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=rmask[:, None], other=0.0)
+    thr = tl.load(THR + rows, mask=rmask, other=float("inf"))
+    cols = pid_s * per + tl.arange(0, BN)
+    zero = tl.zeros([BM, BN], tl.int32)
+    for _ in range(0, per, BN):
+        b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
+        s = tl.dot(a, b)
+        hit = (s >= thr[:, None]) & (cols < nb)[None, :]
+        if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
+            slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
+            keep = hit & (slot < cap)
+            tl.store(CAND_Q + slot, zero + rows[:, None], mask=keep)
+            tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
+        cols += BN
+
+
+@triton.jit
+def _frm_program(NACT, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
+    """(active count, query block, split, columns per split) of this program (see frm_splits)."""
+    n_act = tl.load(NACT)
+    n_split, per = frm_splits(n_act, n_db, n_programs, BQ, BN)
+    pid = tl.program_id(0)
+    return n_act, pid // n_split, pid % n_split, per
+
+
+@triton.jit
+def frm_screen_kernel(
+    A, BT, OUT_S, ROWS, ORDER, NACT, nq, n_db, nb_pad, n_programs,
+    DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+):  # fmt: skip
+    """FRM screen: fp16 best score of every active query over one split (dynamic splits).
+
+    ``A`` (rows, DP) fp16 query table, ``BT`` (DP, nb_pad) fp16 with ``nb_pad`` a multiple of BN,
+    padded with copies of the last column (so a split's last tile needs no mask)."""
+    n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN)
+    offs = pid_q * BQ + tl.arange(0, BQ)
+    if pid_q * BQ < n_act:
+        qmask = offs < n_act
+        rows = tl.load(ROWS + tl.load(ORDER + offs, mask=qmask, other=0), mask=qmask, other=0)
+        kk = tl.arange(0, DP)
+        a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=qmask[:, None], other=0.0)
+        start = pid_s * per
+        run = tl.full([BQ, BN], float("-inf"), tl.float32)
+        cols = start + tl.arange(0, BN)
+        for _ in range(0, tl.minimum(per, n_db - start), BN):
+            b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
+            run = tl.maximum(run, tl.dot(a, b))
+            cols += BN
+        tl.store(OUT_S + pid_s * nq + offs, tl.max(run, axis=1), mask=qmask)
+
+
+@triton.jit
+def frm_threshold_kernel(
+    OUT_S, ROWS, ORDER, NACT, MARGIN, THR, BEST, BEST_I, COUNT, nq, n_db, n_programs,
+    BQ: tl.constexpr, BN: tl.constexpr, BLOCK: tl.constexpr,
+):  # fmt: skip
+    """``THR[i] = max over splits - MARGIN[row] - 4 eps |max|`` for active ``i``; resets ``BEST``
+    (to the smallest int64), ``BEST_I`` and the candidate ``COUNT``."""
+    pid = tl.program_id(0)
+    n_act = tl.load(NACT)
+    n_split, _ = frm_splits(n_act, n_db, n_programs, BQ, BN)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n_act
+    best = tl.full([BLOCK], float("-inf"), tl.float32)
+    for s in range(n_split):
+        best = tl.maximum(best, tl.load(OUT_S + s * nq + offs, mask=mask, other=float("-inf")))
+    rows = tl.load(ROWS + tl.load(ORDER + offs, mask=mask, other=0), mask=mask, other=0)
+    margin = tl.load(MARGIN + rows, mask=mask, other=0.0)
+    tl.store(THR + offs, best - margin - 4.8e-7 * tl.abs(best), mask=mask)
+    tl.store(BEST + offs, tl.full([BLOCK], -9223372036854775807, tl.int64) - 1, mask=mask)
+    tl.store(BEST_I + offs, tl.full([BLOCK], 2147483647, tl.int32), mask=mask)
+    first = tl.arange(0, 1)
+    tl.store(COUNT + first, tl.zeros([1], tl.int32), mask=(first + pid) == 0)
+
+
+@triton.jit
+def frm_candidates_kernel(
+    A, BT, OUT_S, THR, ROWS, ORDER, NACT, CAND_Q, CAND_D, COUNT, nq, n_db, nb_pad, n_programs, cap,
+    DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+):  # fmt: skip
+    """Rescan a split whose screen maximum reaches some query's threshold; append every (compact
+    query, column) with fp16 score >= ``THR`` (as :func:`screen_candidates_kernel`)."""
+    n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN)
+    offs = pid_q * BQ + tl.arange(0, BQ)
+    if pid_q * BQ < n_act:
+        qmask = offs < n_act
+        thr = tl.load(THR + offs, mask=qmask, other=float("inf"))
+        part = tl.load(OUT_S + pid_s * nq + offs, mask=qmask, other=float("-inf"))
+        if tl.max((part >= thr).to(tl.int32), axis=0) > 0:
+            rows = tl.load(ROWS + tl.load(ORDER + offs, mask=qmask, other=0), mask=qmask, other=0)
+            kk = tl.arange(0, DP)
+            a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=qmask[:, None], other=0.0)
+            start = pid_s * per
+            cols = start + tl.arange(0, BN)
+            end = tl.minimum(start + per, n_db)
+            zero = tl.zeros([BQ, BN], tl.int32)
+            for _ in range(0, tl.minimum(per, n_db - start), BN):
+                b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
+                hit = (tl.dot(a, b) >= thr[:, None]) & (cols < end)[None, :]
+                if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
+                    slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
+                    keep = hit & (slot < cap)
+                    tl.store(CAND_Q + slot, zero + offs[:, None], mask=keep)
+                    tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
+                cols += BN
+
+
+@triton.jit
+def frm_recheck_kernel(
+    Q, DB, ROWS, ORDER, CAND_Q, CAND_D, COUNT, BEST, BEST_I, cap,
+    D: tl.constexpr, DP: tl.constexpr, BLOCK: tl.constexpr, TIES: tl.constexpr,
+):  # fmt: skip
+    """Exact re-check of the candidates: float64 score of the float32 descriptors (``Q``, ``DB``
+    (rows, DP) float32 tables). TIES=0: ``BEST[i] = atomic_max`` of the score's order-preserving
+    int64 bits; TIES=1: ``BEST_I[i] = atomic_min`` of the columns that reach ``BEST[i]``."""
+    pid = tl.program_id(0)
+    n = tl.minimum(tl.load(COUNT), cap)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    if pid * BLOCK < n:
+        mask = offs < n
+        i = tl.load(CAND_Q + offs, mask=mask, other=0)
+        col = tl.load(CAND_D + offs, mask=mask, other=0).to(tl.int64)
+        row = tl.load(ROWS + tl.load(ORDER + i, mask=mask, other=0), mask=mask, other=0).to(tl.int64)
+        kk = tl.arange(0, DP)
+        km = kk < D
+        q = tl.load(Q + row[:, None] * DP + kk[None, :], mask=mask[:, None] & km[None, :], other=0.0)
+        d = tl.load(DB + col[:, None] * DP + kk[None, :], mask=mask[:, None] & km[None, :], other=0.0)
+        score = tl.sum(q.to(tl.float64) * d.to(tl.float64), axis=1) + 0.0  # -0.0 -> +0.0
+        bits = score.to(tl.int64, bitcast=True)
+        key = tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFFFFFFFFFF)
+        if TIES:
+            win = mask & (key == tl.load(BEST + i, mask=mask, other=0))
+            tl.atomic_min(BEST_I + i, col.to(tl.int32), mask=win)
+        else:
+            tl.atomic_max(BEST + i, key, mask=mask)
+
+
+@triton.jit
+def frm_apply_kernel(
+    BEST_I, ORDER, NACT, XY, OLD, ACTIVE, COUNT, OVERFLOW, cap, n_db, BLOCK: tl.constexpr
+):  # fmt: skip
+    """``XY[ORDER[i]] = BEST_I[i]`` for active ``i``; deactivate where it equals ``OLD``;
+    ``OVERFLOW[0] = 1`` if this half-step had more candidates than ``cap`` (a query whose
+    candidates were all dropped then gets column 0, so later steps stay in bounds)."""
+    pid = tl.program_id(0)
+    first = tl.arange(0, 1)
+    over = (tl.load(COUNT + first) > cap).to(tl.int32)
+    tl.atomic_max(OVERFLOW + first, over, mask=(first + pid) == 0)
+    n_act = tl.load(NACT)
+    offs = pid * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n_act
+    nn = tl.load(BEST_I + offs, mask=mask, other=0).to(tl.int64)
+    nn = tl.where(nn < n_db, nn, 0)
+    j = tl.load(ORDER + offs, mask=mask, other=0)
+    tl.store(XY + j, nn, mask=mask)
+    old = tl.load(OLD + j, mask=mask, other=0)
+    act = tl.load(ACTIVE + j, mask=mask, other=0)
+    tl.store(ACTIVE + j, tl.where(old == nn, 0, act), mask=mask)

@@ -6,7 +6,8 @@
 * :func:`frm_device`: Fast Reciprocal Matching with a fixed number of iterations and masked
   updates on the device: the active set is compacted on the GPU each half-step, kernels of
   converged steps exit at once, and the host reads the result once at the end.
-* :func:`dense_mutual_nn_device`: nearest neighbour of every pixel both ways.
+* :func:`dense_mutual_nn_device`: nearest neighbour of every pixel both ways (by default through
+  the fp16 screen with exact re-check of :mod:`mast3r.matching.gpu_screened`).
 
 Semantics are the CPU reference's (``mast3r.matching.frm`` / ``nn``): dot-product similarity,
 lowest index on exact ties, the official FRM iteration. Scores are fp32 sums in another order than
@@ -29,6 +30,7 @@ __all__ = [
     "frm_device",
     "dense_mutual_nn_device",
     "DeviceFRM",
+    "DENSE_METHODS",
     "DeviceFRMResult",
     "PRECISIONS",
     "DEFAULT_BLOCK",
@@ -36,6 +38,9 @@ __all__ = [
 ]
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
+FRM_PRECISIONS = (*PRECISIONS, "screened")
+"""FRM adds ``screened``: fp16 tensor-core screen + float64 re-check of the survivors (exact; see
+:mod:`mast3r.matching.gpu_screened`)."""
 DEFAULT_BLOCK = (64, 64, 4)
 """(queries per program BQ, database columns per tile BN, num_warps) of the NN kernel (dense search:
 fastest of the configurations tried on an H200, results/perf/2026-11-26-h200.md)."""
@@ -82,10 +87,15 @@ def _table(f: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _multiprocessors(device: torch.device) -> int:
+    """Streaming multiprocessors of a CUDA device (8 elsewhere: the Triton interpreter)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 8
+
+
 def _splits(n_queries: int, n_db: int, device: torch.device, block: tuple[int, int, int]) -> tuple[int, int]:
     """(number of database splits, columns per split) so that ~4 programs run per multiprocessor."""
     bq, bn, _ = block
-    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 8
+    sms = _multiprocessors(device)
     qblocks = max(1, math.ceil(n_queries / bq))
     want = max(1, min(math.ceil(4 * sms / qblocks), math.ceil(n_db / bn)))
     per = math.ceil(math.ceil(n_db / want) / bn) * bn
@@ -129,6 +139,7 @@ def nn_search(
         nq,
         nd,
         per,
+        0,
         DP=qt.shape[1],
         BQ=bq,
         BN=bn,
@@ -142,14 +153,31 @@ def nn_search(
     return out_i.gather(0, which)[0].long()
 
 
+DENSE_METHODS = ("screened", "exhaustive")
+
+
 def dense_mutual_nn_device(
     f0: torch.Tensor,
     f1: torch.Tensor,
     *,
+    method: str = "screened",
     precision: str = "ieee",
     block: tuple[int, int, int] = DEFAULT_BLOCK,
+    screen: Any = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(nn01 (N0,), nn10 (N1,)) int64 on the device: nearest neighbour of every row both ways."""
+    """(nn01 (N0,), nn10 (N1,)) int64 on the device: nearest neighbour of every row both ways.
+
+    ``method="screened"`` (default): fp16 tensor-core screen + float64 re-check of the survivors
+    (:mod:`mast3r.matching.gpu_screened`; exact, one host sync per direction);
+    ``"exhaustive"``: :func:`nn_search` at ``precision`` over every pair (no host sync).
+    ``block``: exhaustive kernel block; ``screen``: a ``ScreenConfig`` (None = its default).
+    """
+    if method == "screened":
+        from mast3r.matching.gpu_screened import SCREEN_CONFIG, screened_mutual_nn
+
+        return screened_mutual_nn(f0, f1, config=screen or SCREEN_CONFIG)
+    if method != "exhaustive":
+        raise ValueError(f"unknown dense method {method!r}; choose one of {DENSE_METHODS}")
     return (
         nn_search(f0, f1, precision=precision, block=block),
         nn_search(f1, f0, precision=precision, block=block),
@@ -167,6 +195,9 @@ class DeviceFRMResult:
     old0: torch.Tensor
     active: torch.Tensor
     counts: torch.Tensor
+    overflow: torch.Tensor | None = None
+    """(1,) int32, screened FRM only: 1 if a half-step had more survivors than the buffer held
+    (the result is then not trustworthy; :func:`frm_device` reruns exhaustively)."""
 
     def trace(self) -> tuple[list[int], int]:
         """(official query-size trace, iterations run) from ``counts`` (one host read)."""
@@ -207,7 +238,8 @@ class DeviceFRM:
         precision: str = "ieee",
         block: tuple[int, int, int] = FRM_BLOCK,
     ) -> None:
-        _check_precision(precision)
+        if precision not in FRM_PRECISIONS:
+            raise ValueError(f"unknown FRM precision {precision!r}; choose one of {FRM_PRECISIONS}")
         if n0 < 1 or n1 < 1 or len(seeds) < 1 or max_iter < 1:
             raise ValueError(
                 f"DeviceFRM needs non-empty maps, seeds and max_iter >= 1 (got {n0}, {n1}, "
@@ -234,15 +266,14 @@ class DeviceFRM:
         self.order = torch.empty(n, dtype=torch.int32, device=dev)
         self.nact = torch.empty(1, dtype=torch.int32, device=dev)
         self.counts = torch.zeros(2 * max_iter, dtype=torch.int64, device=dev)
-        self.plans = {}
-        for name, nd in (("fwd", n1), ("bwd", n0)):
-            n_split, per = _splits(n, nd, dev, block)
-            self.plans[name] = (
-                n_split,
-                per,
-                torch.empty((n_split, n), **f32),
-                torch.empty((n_split, n), dtype=torch.int32, device=dev),
-            )
+        # one 1-D grid of ~4 programs per multiprocessor; the kernels split the database among them
+        # according to the active-set size they read on the device (frm_splits)
+        self.n_programs = 4 * _multiprocessors(dev)
+        self.out_s = torch.empty((self.n_programs, n), **f32)
+        self.out_i = torch.empty((self.n_programs, n), dtype=torch.int32, device=dev)
+        self.screen: _ScreenBuffers | None = None
+        if precision == "screened":
+            self.screen = _ScreenBuffers(self.t0, self.t1, dim, n, block[1])
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def load(self, f0: torch.Tensor, f1: torch.Tensor) -> None:
@@ -256,6 +287,8 @@ class DeviceFRM:
         self.t1[:, : self.dim].copy_(f1)
         self.dbt0.copy_(self.t0.T)
         self.dbt1.copy_(self.t1.T)
+        if self.screen is not None:
+            self.screen.load()
 
     def _enqueue(self) -> None:
         k = _kernels()
@@ -266,14 +299,16 @@ class DeviceFRM:
         self.old0.copy_(self.seeds)
         self.old1.fill_(-1)
         self.active.fill_(1)
-        qblocks, ublock = math.ceil(n / bq), 1024
+        ublock = 1024
+        out_s, out_i, n_programs = self.out_s, self.out_i, self.n_programs
         steps = (
-            ("fwd", self.t0, self.dbt1, self.n1, self.xy0, self.xy1, self.old1),
-            ("bwd", self.t1, self.dbt0, self.n0, self.xy1, self.xy0, self.old0),
+            (self.t0, self.dbt1, self.n1, self.xy0, self.xy1, self.old1),
+            (self.t1, self.dbt0, self.n0, self.xy1, self.xy0, self.old0),
         )
+        if self.screen is not None:
+            self.screen.overflow.zero_()
         for it in range(self.max_iter):
-            for half, (name, table, dbt, nd, src, dst, old) in enumerate(steps):
-                n_split, per, out_s, out_i = self.plans[name]
+            for half, (table, dbt, nd, src, dst, old) in enumerate(steps):
                 k.frm_compact_kernel[(1,)](
                     self.active,
                     self.order,
@@ -289,7 +324,10 @@ class DeviceFRM:
                     BLOCK=1024,
                     num_warps=4,
                 )
-                k.nn_partial_kernel[(qblocks, n_split)](
+                if self.screen is not None:
+                    self.screen.enqueue(half, src, dst, old, self.order, self.nact, self.active, out_s, n)
+                    continue
+                k.nn_partial_kernel[(n_programs,)](
                     table,
                     dbt,
                     out_s,
@@ -299,7 +337,8 @@ class DeviceFRM:
                     self.nact,
                     n,
                     nd,
-                    per,
+                    0,
+                    n_programs,
                     DP=table.shape[1],
                     BQ=bq,
                     BN=bn,
@@ -316,7 +355,10 @@ class DeviceFRM:
                     old,
                     self.active,
                     n,
-                    n_split,
+                    nd,
+                    n_programs,
+                    BQ=bq,
+                    BN=bn,
                     BLOCK=ublock,
                     num_warps=4,
                 )
@@ -337,7 +379,78 @@ class DeviceFRM:
             self._enqueue()
         else:
             self.graph.replay()
-        return DeviceFRMResult(self.xy0, self.xy1, self.old0, self.active, self.counts)
+        overflow = None if self.screen is None else self.screen.overflow
+        return DeviceFRMResult(self.xy0, self.xy1, self.old0, self.active, self.counts, overflow)
+
+
+class _ScreenBuffers:
+    """Device buffers of the screened FRM half-step (fp16 tables, margins, candidates)."""
+
+    def __init__(self, t0: torch.Tensor, t1: torch.Tensor, dim: int, n: int, bn: int) -> None:
+        dev, dp, n0, n1 = t0.device, t0.shape[1], len(t0), len(t1)
+        self.f32, self.dim, self.dp, self.bn = [t0, t1], dim, dp, bn
+        self.h = [torch.zeros((m, dp), dtype=torch.float16, device=dev) for m in (n0, n1)]
+        self.ht = [
+            torch.zeros((dp, math.ceil(m / bn) * bn), dtype=torch.float16, device=dev) for m in (n0, n1)
+        ]
+        self.margin = [torch.zeros(m, dtype=torch.float32, device=dev) for m in (n0, n1)]
+        self.cap = 64 * n
+        i32: dict[str, Any] = dict(dtype=torch.int32, device=dev)
+        self.thr = torch.empty(n, dtype=torch.float32, device=dev)
+        self.best = torch.empty(n, dtype=torch.int64, device=dev)
+        self.best_i = torch.empty(n, **i32)
+        self.count = torch.zeros(1, **i32)
+        self.overflow = torch.zeros(1, **i32)
+        self.cand_q, self.cand_d = torch.empty(self.cap, **i32), torch.empty(self.cap, **i32)
+
+    def load(self) -> None:
+        """From the float32 tables (the engine's, already loaded): fp16 copies scaled by a power
+        of two into [-1, 1], padded transposes, error margins (device ops only: no host sync)."""
+        from mast3r.matching.gpu_screened import score_error_bound
+
+        scaled = []
+        for t, h, ht in zip(self.f32, self.h, self.ht):
+            peak = t.abs().amax()
+            scale = torch.where(peak > 0, torch.exp2(-torch.ceil(torch.log2(peak))), torch.ones_like(peak))
+            x = t * scale
+            scaled.append(x)
+            h.copy_(x)
+            ht[:, : len(t)].copy_(x.T)
+            ht[:, len(t) :].copy_(x[-1:].T)
+        norms = [x.norm(dim=1) for x in scaled]
+        for q, other, margin in ((0, 1, self.margin[0]), (1, 0, self.margin[1])):
+            margin.copy_(2 * score_error_bound(norms[q], norms[other].amax(), self.dim))
+
+    def enqueue(
+        self, half: int, src: torch.Tensor, dst: torch.Tensor, old: torch.Tensor, order: torch.Tensor,
+        nact: torch.Tensor, active: torch.Tensor, out_s: torch.Tensor, n: int,
+    ) -> None:  # fmt: skip
+        """Launches of one half-step after the compaction (queries: view ``half``, rows ``src``)."""
+        k = _kernels()
+        q, d = half, 1 - half
+        a, bt, n_db, dp, bn = self.h[q], self.ht[d], len(self.h[d]), self.dp, self.bn
+        bq, block, n_programs = 64, 1024, len(out_s)
+        k.frm_screen_kernel[(n_programs,)](
+            a, bt, out_s, src, order, nact, n, n_db, bt.shape[1], n_programs,
+            DP=dp, BQ=bq, BN=bn, num_warps=4,
+        )  # fmt: skip
+        k.frm_threshold_kernel[(math.ceil(n / block),)](
+            out_s, src, order, nact, self.margin[q], self.thr, self.best, self.best_i, self.count,
+            n, n_db, n_programs, BQ=bq, BN=bn, BLOCK=block, num_warps=4,
+        )  # fmt: skip
+        k.frm_candidates_kernel[(n_programs,)](
+            a, bt, out_s, self.thr, src, order, nact, self.cand_q, self.cand_d, self.count,
+            n, n_db, bt.shape[1], n_programs, self.cap, DP=dp, BQ=bq, BN=bn, num_warps=4,
+        )  # fmt: skip
+        for ties in (0, 1):
+            k.frm_recheck_kernel[(math.ceil(self.cap / 256),)](
+                self.f32[q], self.f32[d], src, order, self.cand_q, self.cand_d, self.count,
+                self.best, self.best_i, self.cap, D=self.dim, DP=dp, BLOCK=256, TIES=ties, num_warps=4,
+            )  # fmt: skip
+        k.frm_apply_kernel[(math.ceil(n / block),)](
+            self.best_i, order, nact, dst, old, active, self.count, self.overflow, self.cap, n_db,
+            BLOCK=block, num_warps=4,
+        )  # fmt: skip
 
 
 def frm_device(
@@ -356,4 +469,8 @@ def frm_device(
         seeds: (S,) int64 view-0 linear indices (unique) on that device, S >= 1.
         max_iter: iterations (each a forward and a backward NN step).
     """
-    return DeviceFRM(len(f0), len(f1), f0.shape[1], seeds, max_iter, precision=precision, block=block)(f0, f1)
+    res = DeviceFRM(len(f0), len(f1), f0.shape[1], seeds, max_iter, precision=precision, block=block)(f0, f1)
+    if res.overflow is not None and bool(res.overflow.item()):
+        # degenerate descriptors (massive ties): the screen could not prune; search exhaustively
+        return frm_device(f0, f1, seeds, max_iter, precision="ieee", block=block)
+    return res

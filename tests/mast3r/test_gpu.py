@@ -12,6 +12,7 @@ from benchmarks.timing_suite import accuracy
 from mast3r.fast import CudaGraphForward, FastOptions, make_fast
 from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn, grid_seeds
 from mast3r.matching.gpu import DeviceFRM, frm_device, nn_search
+from mast3r.matching.gpu_screened import ScreenConfig, screened_nn
 from mast3r.model import Mast3r
 
 pytestmark = pytest.mark.gpu
@@ -121,3 +122,81 @@ def test_cuda_graph_replays_the_eager_forward(gpu_model):
     assert not torch.allclose(out.view1.pts3d, eager.view1.pts3d)
     with pytest.raises(ValueError, match="captured for"):
         graphed(img0[:1], img1[:1])
+
+
+@pytest.mark.parametrize(
+    "cfg", [ScreenConfig(), ScreenConfig(128, 128, 8, 2, 1024), ScreenConfig(16, 32, 4, 1, 32)]
+)
+def test_screened_nn_equals_float64_argmax(cfg):
+    gen = torch.Generator().manual_seed(1)
+    d0, d1 = smooth_descriptor_pair((96, 128), 24, seed=7)
+    f0, f1 = d0.reshape(-1, 24), d1.reshape(-1, 24)
+    exact = (f0.double() @ f1.double().T).argmax(1)
+    got, stats = screened_nn(f0.cuda(), f1.cuda(), config=cfg, return_stats=True)
+    assert torch.equal(got.cpu(), exact)
+    assert len(f0) <= stats.candidates < 16 * len(f0) and stats.units_scanned < stats.units
+    # odd sizes, large and tiny magnitudes (power-of-two rescaling into fp16 range)
+    q, db = torch.randn(333, 24, generator=gen) * 1e5, torch.randn(1001, 24, generator=gen) * 1e-6
+    exact = (q.double() @ db.double().T).argmax(1)
+    assert torch.equal(screened_nn(q.cuda(), db.cuda(), config=cfg).cpu(), exact)
+    # exact ties: the lowest index wins; all-zero queries tie everywhere (exhaustive fallback)
+    dbi = torch.randint(-2, 3, (5000, 24), generator=gen).float()
+    qi = torch.randint(-2, 3, (200, 24), generator=gen).float()
+    qi[:3] = 0
+    scores = qi.double() @ dbi.double().T
+    assert torch.equal(screened_nn(qi.cuda(), dbi.cuda(), config=cfg).cpu(), scores.argmax(1))
+
+
+def _fp64_argmax(q: torch.Tensor, db: torch.Tensor, block: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """(best index, best score) in float64 on the GPU, blockwise (first index on ties)."""
+    idx, val = [], []
+    for i in range(0, len(q), block):
+        v, j = (q[i : i + block].double() @ db.double().T).max(dim=1)
+        idx.append(j)
+        val.append(v)
+    return torch.cat(idx), torch.cat(val)
+
+
+def test_screened_dense_on_full_size_maps_is_the_float64_argmax():
+    d0, d1 = smooth_descriptor_pair((384, 512), 24, seed=3)
+    f0, f1 = d0.cuda().reshape(-1, 24), d1.cuda().reshape(-1, 24)
+    from mast3r.matching.gpu import dense_mutual_nn_device
+
+    screened = dense_mutual_nn_device(f0, f1)
+    exhaustive = dense_mutual_nn_device(f0, f1, method="exhaustive")
+    for got, fp32, (q, db) in zip(screened, exhaustive, ((f0, f1), (f1, f0))):
+        best, best_score = _fp64_argmax(q, db)
+        assert torch.equal(got, best)
+        # the float32 kernel differs only where two candidates are within float32 rounding
+        diff = (fp32 != best).nonzero()[:, 0]
+        print(f"float32 exhaustive != float64 on {len(diff)} of {len(q)} rows")
+        other = (q[diff].double() * db[fp32[diff]].double()).sum(1)
+        assert len(diff) < 1e-3 * len(q) and ((best_score[diff] - other) < 1e-6).all()
+
+
+@pytest.mark.parametrize("shape", [(384, 512), (97, 131)])
+def test_screened_frm_equals_cpu_and_replays(shape):
+    d0, d1 = smooth_descriptor_pair(shape, 24, seed=3)
+    cpu = fast_reciprocal_nn(d0, d1, 8, return_stats=True)
+    f0, f1 = d0.cuda().reshape(-1, 24), d1.cuda().reshape(-1, 24)
+    seeds = torch.from_numpy(grid_seeds(shape, 8)).cuda()
+    ieee = frm_device(f0, f1, seeds, 10, precision="ieee")
+    ieee = [t.clone() for t in (ieee.xy0, ieee.xy1, ieee.active, ieee.counts)]
+    engine = DeviceFRM(len(f0), len(f1), 24, seeds, 10, precision="screened").capture()
+    for _ in range(2):
+        res = engine(f0, f1)
+        assert int(res.overflow.item()) == 0
+        for a, b in zip(ieee, (res.xy0, res.xy1, res.active, res.counts)):
+            assert torch.equal(a, b)
+    assert res.trace()[0] == list(cpu[2].query_sizes)
+
+
+def test_screened_frm_falls_back_when_everything_ties():
+    f1 = torch.randn(4000, 24, device="cuda")
+    f0 = torch.zeros(3000, 24, device="cuda")
+    seeds = torch.arange(0, 3000, 7, device="cuda")
+    engine = DeviceFRM(len(f0), len(f1), 24, seeds, 10, precision="screened")
+    assert int(engine(f0, f1).overflow.item()) == 1
+    res = frm_device(f0, f1, seeds, 10, precision="screened")
+    ref = frm_device(f0, f1, seeds, 10, precision="ieee")
+    assert torch.equal(res.xy1, ref.xy1) and torch.equal(res.xy0, ref.xy0)

@@ -1,0 +1,205 @@
+"""Exact nearest neighbours on tensor cores: an fp16 screen with a certified margin, then an exact
+re-check of the few survivors (``method="screened"`` of the dense GPU path).
+
+For every query row ``a`` the best database row under the *exact* score ``a . b`` is found in
+three steps, none of which materialises the (Q, N) score matrix:
+
+1. **screen** (:func:`~mast3r.matching._triton_kernels.screen_max_kernel`): ``m_a``, the largest
+   fp16 tensor-core score of ``a`` (inputs scaled by a power of two into fp16 range, fp32
+   accumulation), one max per score;
+2. **candidates**: every database row whose fp16 score is >= ``m_a - 2 e_a``, where ``e_a`` bounds
+   the fp16 score error of ``a`` against any database row (:func:`score_error_bound`). The true best
+   row ``b*`` always survives: ``fp16(a.b*) >= a.b* - e_a >= a.b_m - e_a >= m_a - 2 e_a``, with
+   ``b_m`` the fp16 winner. Only (query block, split) units whose screen maximum reaches the
+   threshold are scanned again;
+3. **re-check**: float64 dot products of the float32 inputs for the candidates; the largest wins,
+   the lowest database index on exact ties.
+
+The result is the float64 argmax of the float32 descriptors (what a float32 GEMM gives too, except
+where two candidates are within float32 rounding of each other). On smooth 24-d maps ~2-3
+candidates survive per query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from mast3r.matching.gpu import _kernels, _pad_dim, nn_search
+
+__all__ = [
+    "ScreenConfig",
+    "SCREEN_CONFIG",
+    "ScreenStats",
+    "score_error_bound",
+    "screened_nn",
+    "screened_mutual_nn",
+]
+
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """Kernel shape of the screen: ``bm`` queries per program, ``bn`` database columns per tile,
+    ``warps``, software-pipeline ``stages``, ``split_cols`` database columns per program (also the
+    unit that the candidate pass skips or scans again)."""
+
+    bm: int = 128
+    bn: int = 64
+    warps: int = 4
+    stages: int = 3
+    split_cols: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("bm", "bn"):
+            v = getattr(self, name)
+            if v < 16 or v & (v - 1):
+                raise ValueError(f"ScreenConfig.{name} must be a power of two >= 16, got {v}")
+        if self.split_cols < self.bn or self.warps < 1 or self.stages < 1:
+            raise ValueError(f"invalid ScreenConfig {self}")
+
+
+SCREEN_CONFIG = ScreenConfig()
+"""Default shape (fastest of those tried on an H200, results/perf/)."""
+MAX_CANDIDATES_PER_QUERY = 64
+"""Beyond this many survivors per query (on average) the search falls back to the exhaustive
+float32 kernel (:func:`~mast3r.matching.gpu.nn_search`)."""
+_U16 = 2.0**-11  # fp16 unit roundoff (round to nearest)
+_TINY16 = 2.0**-25  # half the spacing of fp16 subnormals: absolute rounding error below 2**-14
+
+
+@dataclass(frozen=True)
+class ScreenStats:
+    """What one screened search did: ``candidates`` re-checked in float64, ``units_scanned`` of
+    ``units`` (query block, split) pairs scanned by the candidate pass."""
+
+    candidates: int
+    units_scanned: int
+    units: int
+
+
+def score_error_bound(norm_q: torch.Tensor, norm_db_max: float | torch.Tensor, dim: int) -> torch.Tensor:
+    """Bound on ``|fp16 score - exact score|`` for queries of norms ``norm_q`` against database
+    rows of norm <= ``norm_db_max`` (both already scaled into [-1, 1] per element).
+
+    Each input rounds to fp16 with error <= u|x| + 2^-25 (u = 2^-11; the second term covers
+    subnormals); products of fp16 numbers are exact in fp32 and a K-term fp32 accumulation (any
+    order, truncating or rounding) adds <= K 2^-23 of the summed magnitudes. With Cauchy-Schwarz
+    (sum |a_k b_k| <= |a| |b|, |a|_1 <= sqrt(K) |a|) the per-score error is at most
+    ``c1 |a| |b| + c2 (|a| + |b|) + c3``; a 10% slack covers the rounding of the bound itself.
+    """
+    c1 = 2 * _U16 + _U16**2 + dim * 2.0**-23 * (1 + 3 * _U16)
+    c2 = math.sqrt(dim) * _TINY16 * (1 + _U16) * (1 + dim * 2.0**-23)
+    c3 = dim * (_TINY16**2) * 4
+    return 1.1 * (c1 * norm_q * norm_db_max + c2 * (norm_q + norm_db_max) + c3)
+
+
+def _pow2_scale(x: torch.Tensor) -> torch.Tensor:
+    """``x`` times the power of two that brings max |x| into (0.5, 1] (exact in float32)."""
+    peak = float(x.abs().max())
+    if peak == 0.0:
+        return x
+    return x * 2.0 ** -math.ceil(math.log2(peak))
+
+
+class _Tables:
+    """fp16 query table (nq, DP) and transposed database (DP, nb_pad), scaled, with the split plan."""
+
+    def __init__(self, q: torch.Tensor, db: torch.Tensor, cfg: ScreenConfig) -> None:
+        bm, bn, split_cols = cfg.bm, cfg.bn, cfg.split_cols
+        self.nq, self.nb, dim = len(q), len(db), q.shape[1]
+        self.dp = _pad_dim(dim)
+        self.per = max(bn, math.ceil(split_cols / bn) * bn)
+        self.n_split = math.ceil(self.nb / self.per)
+        self.nb_pad = self.n_split * self.per
+        self.qblocks = math.ceil(self.nq / bm)
+        qs, ds = _pow2_scale(q.float()), _pow2_scale(db.float())
+        self.a = torch.zeros((self.nq, self.dp), dtype=torch.float16, device=q.device)
+        self.a[:, :dim] = qs
+        self.bt = torch.empty((self.dp, self.nb_pad), dtype=torch.float16, device=q.device)
+        self.bt[:, : self.nb].zero_()
+        self.bt[:dim, : self.nb] = ds.T
+        self.bt[:, self.nb :] = self.bt[:, self.nb - 1 : self.nb]
+        self.margin = 2 * score_error_bound(qs.norm(dim=1), float(ds.norm(dim=1).max()), dim)
+
+
+def screened_nn(
+    queries: torch.Tensor,
+    db: torch.Tensor,
+    *,
+    config: ScreenConfig = SCREEN_CONFIG,
+    return_stats: bool = False,
+) -> Any:
+    """Index of the exact best (largest dot product) ``db`` row for every query row.
+
+    Args:
+        queries (Q, D), db (N, D): finite float32 tensors on one CUDA device, Q, N >= 1.
+        config: kernel shape (:class:`ScreenConfig`).
+    Returns: (Q,) int64 on the device (lowest index on exact float64 ties); with ``return_stats``
+        also a :class:`ScreenStats`. Synchronises with the host once (the candidate count).
+    """
+    if len(queries) == 0 or len(db) == 0:
+        raise ValueError(f"screened_nn needs non-empty inputs, got {len(queries)} queries, {len(db)} rows")
+    k = _kernels()
+    bm, bn, warps, stages = config.bm, config.bn, config.warps, config.stages
+    t = _Tables(queries, db, config)
+    dev = queries.device
+    part = torch.empty((t.n_split, t.nq), dtype=torch.float32, device=dev)
+    k.screen_max_kernel[(t.qblocks, t.n_split)](
+        t.a, t.bt, part, t.nq, t.nb_pad, t.per, DP=t.dp, BM=bm, BN=bn, num_warps=warps, num_stages=stages
+    )
+    best = part.amax(dim=0)
+    # thresholds: fp32 rounding of (best - margin) is covered by lowering it by a few ulps more
+    thr = best - t.margin - 4 * torch.finfo(torch.float32).eps * best.abs()
+    pad = t.qblocks * bm - t.nq
+    reach = part >= thr
+    if pad:
+        reach = torch.nn.functional.pad(reach, (0, pad))
+    unit_s, unit_q = reach.view(t.n_split, t.qblocks, bm).any(dim=2).nonzero(as_tuple=True)
+    unit_q, unit_s = unit_q.to(torch.int32).contiguous(), unit_s.to(torch.int32).contiguous()
+    cap = max(4 * t.nq, 1 << 16)
+    while True:
+        count = torch.zeros(1, dtype=torch.int32, device=dev)
+        cand_q = torch.empty(cap, dtype=torch.int32, device=dev)
+        cand_d = torch.empty(cap, dtype=torch.int32, device=dev)
+        k.screen_candidates_kernel[(len(unit_q),)](
+            t.a, t.bt, thr, unit_q, unit_s, cand_q, cand_d, count,
+            t.nq, t.nb, t.nb_pad, t.per, cap, DP=t.dp, BM=bm, BN=bn, num_warps=warps, num_stages=stages,
+        )  # fmt: skip
+        n_cand = int(count.item())
+        if n_cand <= cap:
+            break
+        if n_cand > MAX_CANDIDATES_PER_QUERY * t.nq:
+            # degenerate inputs (e.g. all-zero or repeated descriptors: everything ties): the
+            # screen cannot prune, so search exhaustively in float32 instead
+            nn = nn_search(queries.float(), db.float())
+            return (nn, ScreenStats(n_cand, len(unit_q), t.n_split * t.qblocks)) if return_stats else nn
+        cap = n_cand  # more survivors than the first buffer held: scan again with room for all
+    nn = _recheck(queries, db, cand_q[:n_cand].long(), cand_d[:n_cand].long())
+    if return_stats:
+        return nn, ScreenStats(n_cand, len(unit_q), t.n_split * t.qblocks)
+    return nn
+
+
+def _recheck(queries: torch.Tensor, db: torch.Tensor, cq: torch.Tensor, cd: torch.Tensor,
+             chunk: int = 1 << 22) -> torch.Tensor:
+    """Exact (float64) winner per query among candidate pairs (cq, cd); lowest index on ties."""
+    score = torch.empty(len(cq), dtype=torch.float64, device=cq.device)
+    for i in range(0, len(cq), chunk):
+        q, d = cq[i : i + chunk], cd[i : i + chunk]
+        score[i : i + chunk] = (queries[q].double() * db[d].double()).sum(dim=1)
+    best = torch.full((len(queries),), -math.inf, dtype=torch.float64, device=cq.device)
+    best.scatter_reduce_(0, cq, score, "amax")
+    win = score == best[cq]
+    nn = torch.full((len(queries),), len(db), dtype=torch.int64, device=cq.device)
+    return nn.scatter_reduce_(0, cq[win], cd[win], "amin")
+
+
+def screened_mutual_nn(
+    f0: torch.Tensor, f1: torch.Tensor, *, config: ScreenConfig = SCREEN_CONFIG
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(nn01 (N0,), nn10 (N1,)) int64: exact nearest neighbour of every row both ways."""
+    return screened_nn(f0, f1, config=config), screened_nn(f1, f0, config=config)
