@@ -326,7 +326,7 @@ def bench_frm(
             baseline_repeats,
         ),
         (
-            "gpu triton fp32, fast_reciprocal_nn (auto)",
+            "gpu triton, fast_reciprocal_nn (auto: screened, eager)",
             lambda: fast_reciprocal_nn(g0, g1, subsample),
             repeats,
         ),

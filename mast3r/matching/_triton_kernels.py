@@ -249,10 +249,11 @@ def _frm_program(NACT, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
 
 @triton.jit
 def frm_screen_kernel(
-    A, BT, OUT_S, ROWS, ORDER, NACT, nq, n_db, nb_pad, n_programs,
+    A, BT, OUT_S, GMAX, ROWS, ORDER, NACT, nq, n_db, nb_pad, n_programs,
     DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
 ):  # fmt: skip
-    """FRM screen: fp16 best score of every active query over one split (dynamic splits).
+    """FRM screen: fp16 best score of every active query over one split (dynamic splits), stored
+    per split in ``OUT_S`` and folded into ``GMAX`` (atomic max; -inf before the half-step).
 
     ``A`` (rows, DP) fp16 query table, ``BT`` (DP, nb_pad) fp16 with ``nb_pad`` a multiple of BN,
     padded with copies of the last column (so a split's last tile needs no mask)."""
@@ -270,24 +271,22 @@ def frm_screen_kernel(
             b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
             run = tl.maximum(run, tl.dot(a, b))
             cols += BN
-        tl.store(OUT_S + pid_s * nq + offs, tl.max(run, axis=1), mask=qmask)
+        best = tl.max(run, axis=1)
+        tl.store(OUT_S + pid_s * nq + offs, best, mask=qmask)
+        tl.atomic_max(GMAX + offs, best, mask=qmask)
 
 
 @triton.jit
 def frm_threshold_kernel(
-    OUT_S, ROWS, ORDER, NACT, MARGIN, THR, BEST, BEST_I, COUNT, nq, n_db, n_programs,
-    BQ: tl.constexpr, BN: tl.constexpr, BLOCK: tl.constexpr,
+    GMAX, ROWS, ORDER, NACT, MARGIN, THR, BEST, BEST_I, COUNT, BLOCK: tl.constexpr,
 ):  # fmt: skip
-    """``THR[i] = max over splits - MARGIN[row] - 4 eps |max|`` for active ``i``; resets ``BEST``
+    """``THR[i] = GMAX[i] - MARGIN[row] - 4 eps |GMAX[i]|`` for active ``i``; resets ``BEST``
     (to the smallest int64), ``BEST_I`` and the candidate ``COUNT``."""
     pid = tl.program_id(0)
     n_act = tl.load(NACT)
-    n_split, _ = frm_splits(n_act, n_db, n_programs, BQ, BN)
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_act
-    best = tl.full([BLOCK], float("-inf"), tl.float32)
-    for s in range(n_split):
-        best = tl.maximum(best, tl.load(OUT_S + s * nq + offs, mask=mask, other=float("-inf")))
+    best = tl.load(GMAX + offs, mask=mask, other=0.0)
     rows = tl.load(ROWS + tl.load(ORDER + offs, mask=mask, other=0), mask=mask, other=0)
     margin = tl.load(MARGIN + rows, mask=mask, other=0.0)
     tl.store(THR + offs, best - margin - 4.8e-7 * tl.abs(best), mask=mask)
@@ -361,12 +360,15 @@ def frm_recheck_kernel(
 
 @triton.jit
 def frm_apply_kernel(
-    BEST_I, ORDER, NACT, XY, OLD, ACTIVE, COUNT, OVERFLOW, cap, n_db, BLOCK: tl.constexpr
+    BEST_I, ORDER, NACT, XY, OLD, ACTIVE, COUNT, OVERFLOW, GMAX, cap, n_db, nq, BLOCK: tl.constexpr
 ):  # fmt: skip
     """``XY[ORDER[i]] = BEST_I[i]`` for active ``i``; deactivate where it equals ``OLD``;
     ``OVERFLOW[0] = 1`` if this half-step had more candidates than ``cap`` (a query whose
-    candidates were all dropped then gets column 0, so later steps stay in bounds)."""
+    candidates were all dropped then gets column 0, so later steps stay in bounds); ``GMAX``
+    back to -inf for the next half-step."""
     pid = tl.program_id(0)
+    every = pid * BLOCK + tl.arange(0, BLOCK)
+    tl.store(GMAX + every, tl.full([BLOCK], float("-inf"), tl.float32), mask=every < nq)
     first = tl.arange(0, 1)
     over = (tl.load(COUNT + first) > cap).to(tl.int32)
     tl.atomic_max(OVERFLOW + first, over, mask=(first + pid) == 0)

@@ -5,13 +5,17 @@
   power of two, the default) or ``"tf32x3"`` (tensor cores, ~fp32 accuracy, not bit-identical).
 * :func:`frm_device`: Fast Reciprocal Matching with a fixed number of iterations and masked
   updates on the device: the active set is compacted on the GPU each half-step, kernels of
-  converged steps exit at once, and the host reads the result once at the end.
+  converged steps exit at once, and the host reads the result once at the end. Each NN step is
+  by default ``precision="screened"`` (fp16 tensor-core screen with a certified error margin,
+  float64 re-check of the survivors, see :mod:`mast3r.matching.gpu_screened`); ``"ieee"`` is the
+  exhaustive fp32 kernel.
 * :func:`dense_mutual_nn_device`: nearest neighbour of every pixel both ways (by default through
   the fp16 screen with exact re-check of :mod:`mast3r.matching.gpu_screened`).
 
 Semantics are the CPU reference's (``mast3r.matching.frm`` / ``nn``): dot-product similarity,
-lowest index on exact ties, the official FRM iteration. Scores are fp32 sums in another order than
-a CPU GEMM, so two candidates within fp32 rounding of each other could in principle swap.
+lowest index on exact ties, the official FRM iteration. Scores are float64 (screened) or fp32 sums
+in another order than a CPU GEMM, so two candidates within fp32 rounding of each other could in
+principle swap.
 """
 
 from __future__ import annotations
@@ -224,7 +228,8 @@ class DeviceFRM:
     Args:
         n0, n1: pixels of map 0 / map 1; dim: descriptor size D.
         seeds: (S,) int64 unique view-0 linear indices (S >= 1) on the CUDA device.
-        max_iter: iterations; precision: see :data:`PRECISIONS`; block: (BQ, BN, num_warps).
+        max_iter: iterations; precision: see :data:`FRM_PRECISIONS`; block: (BQ, BN, num_warps)
+            (screened: only BN is used).
     """
 
     def __init__(
@@ -235,7 +240,7 @@ class DeviceFRM:
         seeds: torch.Tensor,
         max_iter: int,
         *,
-        precision: str = "ieee",
+        precision: str = "screened",
         block: tuple[int, int, int] = FRM_BLOCK,
     ) -> None:
         if precision not in FRM_PRECISIONS:
@@ -307,6 +312,7 @@ class DeviceFRM:
         )
         if self.screen is not None:
             self.screen.overflow.zero_()
+            self.screen.gmax.fill_(-math.inf)
         for it in range(self.max_iter):
             for half, (table, dbt, nd, src, dst, old) in enumerate(steps):
                 k.frm_compact_kernel[(1,)](
@@ -394,9 +400,10 @@ class _ScreenBuffers:
             torch.zeros((dp, math.ceil(m / bn) * bn), dtype=torch.float16, device=dev) for m in (n0, n1)
         ]
         self.margin = [torch.zeros(m, dtype=torch.float32, device=dev) for m in (n0, n1)]
-        self.cap = 64 * n
+        self.cap = 32 * n
         i32: dict[str, Any] = dict(dtype=torch.int32, device=dev)
         self.thr = torch.empty(n, dtype=torch.float32, device=dev)
+        self.gmax = torch.full((n,), -math.inf, dtype=torch.float32, device=dev)
         self.best = torch.empty(n, dtype=torch.int64, device=dev)
         self.best_i = torch.empty(n, **i32)
         self.count = torch.zeros(1, **i32)
@@ -431,25 +438,25 @@ class _ScreenBuffers:
         a, bt, n_db, dp, bn = self.h[q], self.ht[d], len(self.h[d]), self.dp, self.bn
         bq, block, n_programs = 64, 1024, len(out_s)
         k.frm_screen_kernel[(n_programs,)](
-            a, bt, out_s, src, order, nact, n, n_db, bt.shape[1], n_programs,
+            a, bt, out_s, self.gmax, src, order, nact, n, n_db, bt.shape[1], n_programs,
             DP=dp, BQ=bq, BN=bn, num_warps=4,
         )  # fmt: skip
         k.frm_threshold_kernel[(math.ceil(n / block),)](
-            out_s, src, order, nact, self.margin[q], self.thr, self.best, self.best_i, self.count,
-            n, n_db, n_programs, BQ=bq, BN=bn, BLOCK=block, num_warps=4,
+            self.gmax, src, order, nact, self.margin[q], self.thr, self.best, self.best_i, self.count,
+            BLOCK=block, num_warps=4,
         )  # fmt: skip
         k.frm_candidates_kernel[(n_programs,)](
             a, bt, out_s, self.thr, src, order, nact, self.cand_q, self.cand_d, self.count,
             n, n_db, bt.shape[1], n_programs, self.cap, DP=dp, BQ=bq, BN=bn, num_warps=4,
         )  # fmt: skip
         for ties in (0, 1):
-            k.frm_recheck_kernel[(math.ceil(self.cap / 256),)](
+            k.frm_recheck_kernel[(math.ceil(self.cap / 512),)](
                 self.f32[q], self.f32[d], src, order, self.cand_q, self.cand_d, self.count,
-                self.best, self.best_i, self.cap, D=self.dim, DP=dp, BLOCK=256, TIES=ties, num_warps=4,
+                self.best, self.best_i, self.cap, D=self.dim, DP=dp, BLOCK=512, TIES=ties, num_warps=4,
             )  # fmt: skip
         k.frm_apply_kernel[(math.ceil(n / block),)](
-            self.best_i, order, nact, dst, old, active, self.count, self.overflow, self.cap, n_db,
-            BLOCK=block, num_warps=4,
+            self.best_i, order, nact, dst, old, active, self.count, self.overflow, self.gmax, self.cap,
+            n_db, n, BLOCK=block, num_warps=4,
         )  # fmt: skip
 
 
@@ -459,7 +466,7 @@ def frm_device(
     seeds: torch.Tensor,
     max_iter: int,
     *,
-    precision: str = "ieee",
+    precision: str = "screened",
     block: tuple[int, int, int] = FRM_BLOCK,
 ) -> DeviceFRMResult:
     """FRM iterations on the GPU with no host synchronisation (see :class:`DeviceFRM`).

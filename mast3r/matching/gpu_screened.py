@@ -47,7 +47,7 @@ class ScreenConfig:
     ``warps``, software-pipeline ``stages``, ``split_cols`` database columns per program (also the
     unit that the candidate pass skips or scans again)."""
 
-    bm: int = 128
+    bm: int = 64
     bn: int = 64
     warps: int = 4
     stages: int = 3

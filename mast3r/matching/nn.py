@@ -7,7 +7,9 @@ Backends (all return, for every query row, the index of its nearest database row
   and ``len(queries) * len(db) > block_size**2`` both sets are cut into blocks of ``block_size``
   rows, so memory stays at ``block_size**2`` scores; the result is the same as one big matmul.
 * ``faiss``: CPU ``IndexFlatIP`` (dot) / ``IndexFlatL2`` (l2), exact search.
-* ``triton``: fused matmul + argmax kernels on CUDA (:mod:`mast3r.matching.gpu`), float32, ``dot``.
+* ``triton``: fused matmul + argmax kernels on CUDA (:mod:`mast3r.matching.gpu`), float32, ``dot``;
+  FRM and dense matching go through an fp16 tensor-core screen with a float64 re-check of the
+  survivors (:mod:`mast3r.matching.gpu_screened`), exact as well.
 * ``auto``: ``torch`` (the backend the official reference outputs come from); FRM and dense
   matching on float32 CUDA maps with ``dist="dot"`` take ``triton`` (same results, no host syncs).
 
