@@ -469,7 +469,8 @@ def frm_device(
     precision: str = "screened",
     block: tuple[int, int, int] = FRM_BLOCK,
 ) -> DeviceFRMResult:
-    """FRM iterations on the GPU with no host synchronisation (see :class:`DeviceFRM`).
+    """FRM iterations on the GPU with no host synchronisation inside the loop (see :class:`DeviceFRM`);
+    the screened precision reads its overflow flag once at the end (and reruns exhaustively if set).
 
     Args:
         f0 (N0, D), f1 (N1, D): float32 descriptors on one CUDA device (N0, N1 >= 1).
