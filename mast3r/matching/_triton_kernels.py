@@ -249,15 +249,15 @@ def _frm_program(NACT, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
 
 @triton.jit
 def frm_screen_kernel(
-    A, BT, OUT_S, GMAX, ROWS, ORDER, NACT, nq, n_db, nb_pad, n_programs,
-    DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+    A, BT, FINE, GMAX, ROWS, ORDER, NACT, nq, n_db, nb_pad, n_programs,
+    DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr, CT: tl.constexpr,
 ):  # fmt: skip
-    """FRM screen: fp16 best score of every active query over one split (dynamic splits), stored
-    per split in ``OUT_S`` and folded into ``GMAX`` (atomic max; -inf before the half-step).
+    """FRM screen: fp16 best score of every active query per chunk of ``CT`` tiles (``FINE[chunk,
+    i]``) and overall (``GMAX``, atomic max; -inf before the half-step). Splits are whole chunks.
 
     ``A`` (rows, DP) fp16 query table, ``BT`` (DP, nb_pad) fp16 with ``nb_pad`` a multiple of BN,
     padded with copies of the last column (so a split's last tile needs no mask)."""
-    n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN)
+    n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN * CT)
     offs = pid_q * BQ + tl.arange(0, BQ)
     if pid_q * BQ < n_act:
         qmask = offs < n_act
@@ -265,14 +265,17 @@ def frm_screen_kernel(
         kk = tl.arange(0, DP)
         a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=qmask[:, None], other=0.0)
         start = pid_s * per
-        run = tl.full([BQ, BN], float("-inf"), tl.float32)
-        cols = start + tl.arange(0, BN)
-        for _ in range(0, tl.minimum(per, n_db - start), BN):
-            b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
-            run = tl.maximum(run, tl.dot(a, b))
-            cols += BN
-        best = tl.max(run, axis=1)
-        tl.store(OUT_S + pid_s * nq + offs, best, mask=qmask)
+        n_tiles = tl.cdiv(tl.minimum(per, n_db - start), BN)
+        best = tl.full([BQ], float("-inf"), tl.float32)
+        for c0 in range(0, n_tiles, CT):
+            run = tl.full([BQ, BN], float("-inf"), tl.float32)
+            for t in range(c0, tl.minimum(c0 + CT, n_tiles)):
+                cols = start + t * BN + tl.arange(0, BN)
+                b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
+                run = tl.maximum(run, tl.dot(a, b))
+            m = tl.max(run, axis=1)
+            tl.store(FINE + ((start // BN + c0) // CT) * nq + offs, m, mask=qmask)
+            best = tl.maximum(best, m)
         tl.atomic_max(GMAX + offs, best, mask=qmask)
 
 
@@ -298,34 +301,35 @@ def frm_threshold_kernel(
 
 @triton.jit
 def frm_candidates_kernel(
-    A, BT, OUT_S, THR, ROWS, ORDER, NACT, CAND_Q, CAND_D, COUNT, nq, n_db, nb_pad, n_programs, cap,
-    DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr,
+    A, BT, FINE, THR, ROWS, ORDER, NACT, CAND_Q, CAND_D, COUNT, nq, n_db, nb_pad, n_programs, cap,
+    DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr, CT: tl.constexpr,
 ):  # fmt: skip
-    """Rescan a split whose screen maximum reaches some query's threshold; append every (compact
-    query, column) with fp16 score >= ``THR`` (as :func:`screen_candidates_kernel`)."""
-    n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN)
+    """Rescan the chunks whose screen maximum reaches some query's threshold; append every
+    (compact query, column) with fp16 score >= ``THR`` (as :func:`screen_candidates_kernel`)."""
+    n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN * CT)
     offs = pid_q * BQ + tl.arange(0, BQ)
     if pid_q * BQ < n_act:
         qmask = offs < n_act
         thr = tl.load(THR + offs, mask=qmask, other=float("inf"))
-        part = tl.load(OUT_S + pid_s * nq + offs, mask=qmask, other=float("-inf"))
-        if tl.max((part >= thr).to(tl.int32), axis=0) > 0:
-            rows = tl.load(ROWS + tl.load(ORDER + offs, mask=qmask, other=0), mask=qmask, other=0)
-            kk = tl.arange(0, DP)
-            a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=qmask[:, None], other=0.0)
-            start = pid_s * per
-            cols = start + tl.arange(0, BN)
-            end = tl.minimum(start + per, n_db)
-            zero = tl.zeros([BQ, BN], tl.int32)
-            for _ in range(0, tl.minimum(per, n_db - start), BN):
-                b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
-                hit = (tl.dot(a, b) >= thr[:, None]) & (cols < end)[None, :]
-                if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
-                    slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
-                    keep = hit & (slot < cap)
-                    tl.store(CAND_Q + slot, zero + offs[:, None], mask=keep)
-                    tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
-                cols += BN
+        rows = tl.load(ROWS + tl.load(ORDER + offs, mask=qmask, other=0), mask=qmask, other=0)
+        kk = tl.arange(0, DP)
+        a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=qmask[:, None], other=0.0)
+        start = pid_s * per
+        end = tl.minimum(start + per, n_db)
+        n_tiles = tl.cdiv(end - start, BN)
+        zero = tl.zeros([BQ, BN], tl.int32)
+        for c0 in range(0, n_tiles, CT):
+            part = tl.load(FINE + ((start // BN + c0) // CT) * nq + offs, mask=qmask, other=float("-inf"))
+            if tl.max((part >= thr).to(tl.int32), axis=0) > 0:
+                for t in range(c0, tl.minimum(c0 + CT, n_tiles)):
+                    cols = start + t * BN + tl.arange(0, BN)
+                    b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
+                    hit = (tl.dot(a, b) >= thr[:, None]) & (cols < end)[None, :]
+                    if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
+                        slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
+                        keep = hit & (slot < cap)
+                        tl.store(CAND_Q + slot, zero + offs[:, None], mask=keep)
+                        tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
 
 
 @triton.jit

@@ -389,6 +389,9 @@ class DeviceFRM:
         return DeviceFRMResult(self.xy0, self.xy1, self.old0, self.active, self.counts, overflow)
 
 
+_SCREEN_CHUNK_TILES = 16
+
+
 class _ScreenBuffers:
     """Device buffers of the screened FRM half-step (fp16 tables, margins, candidates)."""
 
@@ -401,6 +404,12 @@ class _ScreenBuffers:
         ]
         self.margin = [torch.zeros(m, dtype=torch.float32, device=dev) for m in (n0, n1)]
         self.cap = 32 * n
+        # per-chunk screen maxima (chunks of CHUNK_TILES tiles): the candidate pass rescans only
+        # the chunks that can hold a survivor
+        self.chunk_tiles = _SCREEN_CHUNK_TILES
+        self.fine = torch.empty(
+            (math.ceil(max(n0, n1) / (bn * self.chunk_tiles)), n), dtype=torch.float32, device=dev
+        )
         i32: dict[str, Any] = dict(dtype=torch.int32, device=dev)
         self.thr = torch.empty(n, dtype=torch.float32, device=dev)
         self.gmax = torch.full((n,), -math.inf, dtype=torch.float32, device=dev)
@@ -436,18 +445,19 @@ class _ScreenBuffers:
         k = _kernels()
         q, d = half, 1 - half
         a, bt, n_db, dp, bn = self.h[q], self.ht[d], len(self.h[d]), self.dp, self.bn
-        bq, block, n_programs = 64, 1024, len(out_s)
+        bq, block, n_programs = 64, 1024, len(out_s)  # out_s: only its size (the engine's grid)
+        fine, ct = self.fine, self.chunk_tiles
         k.frm_screen_kernel[(n_programs,)](
-            a, bt, out_s, self.gmax, src, order, nact, n, n_db, bt.shape[1], n_programs,
-            DP=dp, BQ=bq, BN=bn, num_warps=4,
+            a, bt, fine, self.gmax, src, order, nact, n, n_db, bt.shape[1], n_programs,
+            DP=dp, BQ=bq, BN=bn, CT=ct, num_warps=4,
         )  # fmt: skip
         k.frm_threshold_kernel[(math.ceil(n / block),)](
             self.gmax, src, order, nact, self.margin[q], self.thr, self.best, self.best_i, self.count,
             BLOCK=block, num_warps=4,
         )  # fmt: skip
         k.frm_candidates_kernel[(n_programs,)](
-            a, bt, out_s, self.thr, src, order, nact, self.cand_q, self.cand_d, self.count,
-            n, n_db, bt.shape[1], n_programs, self.cap, DP=dp, BQ=bq, BN=bn, num_warps=4,
+            a, bt, fine, self.thr, src, order, nact, self.cand_q, self.cand_d, self.count,
+            n, n_db, bt.shape[1], n_programs, self.cap, DP=dp, BQ=bq, BN=bn, CT=ct, num_warps=4,
         )  # fmt: skip
         for ties in (0, 1):
             k.frm_recheck_kernel[(math.ceil(self.cap / 512),)](
