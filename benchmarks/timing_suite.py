@@ -372,14 +372,15 @@ def bench_dense(
         gf0, gf1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
         from mast3r.matching.gpu_screened import ScreenConfig
 
+        fn: Callable[[], Any]
         for precision, block in DENSE_SWEEP:
             fn = partial(
                 dense_mutual_nn_device, gf0, gf1, method="exhaustive", precision=precision, block=block
             )
             variants.append((f"gpu triton exhaustive {precision} {block} (nn only)", fn, sweep_repeats))
-        for shape in SCREEN_SWEEP:
-            fn = partial(dense_mutual_nn_device, gf0, gf1, screen=ScreenConfig(*shape))
-            variants.append((f"gpu triton screened fp16 {shape} (nn only)", fn, sweep_repeats))
+        for cfg in SCREEN_SWEEP:
+            fn = partial(dense_mutual_nn_device, gf0, gf1, screen=ScreenConfig(*cfg))
+            variants.append((f"gpu triton screened fp16 {cfg} (nn only)", fn, sweep_repeats))
     base = None
     for name, fn, reps in variants:
         res = fn()

@@ -65,7 +65,10 @@ class FusedGeluMlp(nn.Module):
 
     def __init__(self, mlp: nn.Module) -> None:
         super().__init__()
-        self.fc1, self.fc2 = mlp.fc1, mlp.fc2
+        fc1, fc2 = mlp.fc1, mlp.fc2
+        assert isinstance(fc1, nn.Linear) and isinstance(fc2, nn.Linear)
+        self.fc1: nn.Linear = fc1
+        self.fc2: nn.Linear = fc2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
