@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from benchmarks.timing import environment, parse_size, smooth_image_pairs, time_fn
+from benchmarks.timing_matching import bench_dense, bench_frm
 from benchmarks.timing_report import (
     c2f_table,
     dense_table,
@@ -20,7 +21,7 @@ from benchmarks.timing_report import (
     profile_table,
     render_markdown,
 )
-from benchmarks.timing_suite import ForwardBench, ForwardVariant, bench_dense, bench_frm
+from benchmarks.timing_suite import ForwardBench, ForwardVariant
 from mast3r.config import ConfigError, ModelConfig
 from mast3r.matching import fast_reciprocal_nn
 

@@ -24,6 +24,37 @@ def frm_splits(n_act, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
+def _frm_program(NACT, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
+    """(active count, query block, split, columns per split) of this program (see frm_splits)."""
+    n_act = tl.load(NACT)
+    n_split, per = frm_splits(n_act, n_db, n_programs, BQ, BN)
+    pid = tl.program_id(0)
+    return n_act, pid // n_split, pid % n_split, per
+
+
+@triton.jit
+def _append_hits(hit, q, cols, COUNT, CAND_Q, CAND_D, cap):
+    """Append every (q[r], cols[c]) where ``hit[r, c]`` at ``atomic_add(COUNT, 1)``; stored while
+    the slot is < ``cap``, counted always (the caller detects an overflow)."""
+    zero = tl.zeros(hit.shape, tl.int32)
+    slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
+    keep = hit & (slot < cap)
+    tl.store(CAND_Q + slot, zero + q[:, None], mask=keep)
+    tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
+
+
+@triton.jit
+def _frm_store(nn, offs, mask, ORDER, XY, OLD, ACTIVE):
+    """FRM update of compact positions ``offs``: ``XY[ORDER[i]] = nn``, and ``ACTIVE[j] = 0`` where
+    ``OLD[j] == nn`` (the convergence test)."""
+    j = tl.load(ORDER + offs, mask=mask, other=0)
+    tl.store(XY + j, nn, mask=mask)
+    old = tl.load(OLD + j, mask=mask, other=0)
+    act = tl.load(ACTIVE + j, mask=mask, other=0)
+    tl.store(ACTIVE + j, tl.where(old == nn, 0, act), mask=mask)
+
+
+@triton.jit
 def nn_partial_kernel(
     Q,
     DBT,
@@ -53,11 +84,7 @@ def nn_partial_kernel(
     Scores: ``tl.dot`` over the padded ``DP`` with input precision PREC (``ieee``: fp32 FMA).
     """
     if GATHER:
-        n_act = tl.load(NACT)
-        n_split, n_per_split = frm_splits(n_act, n_db, n_programs, BQ, BN)
-        pid = tl.program_id(0)
-        pid_q = pid // n_split
-        pid_s = pid % n_split
+        n_act, pid_q, pid_s, n_per_split = _frm_program(NACT, n_db, n_programs, BQ, BN)
     else:
         n_act = nq
         pid_q = tl.program_id(0)
@@ -127,12 +154,7 @@ def frm_update_kernel(
         better = sc > best
         best_i = tl.where(better, ix, best_i)
         best = tl.where(better, sc, best)
-    j = tl.load(ORDER + offs, mask=mask, other=0)
-    nn = best_i.to(tl.int64)
-    tl.store(XY + j, nn, mask=mask)
-    old = tl.load(OLD + j, mask=mask, other=0)
-    act = tl.load(ACTIVE + j, mask=mask, other=0)
-    tl.store(ACTIVE + j, tl.where(old == nn, 0, act), mask=mask)
+    _frm_store(best_i.to(tl.int64), offs, mask, ORDER, XY, OLD, ACTIVE)
 
 
 @triton.jit
@@ -214,8 +236,7 @@ def screen_candidates_kernel(
 ):
     """Candidate pass over the (query block, split) units listed in ``UNIT_Q``/``UNIT_S``: every
     (query, column) whose fp16 score (same tiles as :func:`screen_max_kernel`) is >= ``THR[q]``
-    is appended at ``atomic_add(COUNT, 1)`` to ``CAND_Q``/``CAND_D`` (int32; stored while the slot
-    is < ``cap``, counted always, so the caller can detect an overflow)."""
+    goes to ``CAND_Q``/``CAND_D`` (int32, :func:`_append_hits`)."""
     u = tl.program_id(0)
     pid_q = tl.load(UNIT_Q + u)
     pid_s = tl.load(UNIT_S + u)
@@ -225,26 +246,12 @@ def screen_candidates_kernel(
     a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=rmask[:, None], other=0.0)
     thr = tl.load(THR + rows, mask=rmask, other=float("inf"))
     cols = pid_s * per + tl.arange(0, BN)
-    zero = tl.zeros([BM, BN], tl.int32)
     for _ in range(0, per, BN):
         b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
-        s = tl.dot(a, b)
-        hit = (s >= thr[:, None]) & (cols < nb)[None, :]
+        hit = (tl.dot(a, b) >= thr[:, None]) & (cols < nb)[None, :]
         if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
-            slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
-            keep = hit & (slot < cap)
-            tl.store(CAND_Q + slot, zero + rows[:, None], mask=keep)
-            tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
+            _append_hits(hit, rows, cols, COUNT, CAND_Q, CAND_D, cap)
         cols += BN
-
-
-@triton.jit
-def _frm_program(NACT, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
-    """(active count, query block, split, columns per split) of this program (see frm_splits)."""
-    n_act = tl.load(NACT)
-    n_split, per = frm_splits(n_act, n_db, n_programs, BQ, BN)
-    pid = tl.program_id(0)
-    return n_act, pid // n_split, pid % n_split, per
 
 
 @triton.jit
@@ -305,7 +312,7 @@ def frm_candidates_kernel(
     DP: tl.constexpr, BQ: tl.constexpr, BN: tl.constexpr, CT: tl.constexpr,
 ):  # fmt: skip
     """Rescan the chunks whose screen maximum reaches some query's threshold; append every
-    (compact query, column) with fp16 score >= ``THR`` (as :func:`screen_candidates_kernel`)."""
+    (compact query, column) with fp16 score >= ``THR`` (:func:`_append_hits`)."""
     n_act, pid_q, pid_s, per = _frm_program(NACT, n_db, n_programs, BQ, BN * CT)
     offs = pid_q * BQ + tl.arange(0, BQ)
     if pid_q * BQ < n_act:
@@ -317,7 +324,6 @@ def frm_candidates_kernel(
         start = pid_s * per
         end = tl.minimum(start + per, n_db)
         n_tiles = tl.cdiv(end - start, BN)
-        zero = tl.zeros([BQ, BN], tl.int32)
         for c0 in range(0, n_tiles, CT):
             part = tl.load(FINE + ((start // BN + c0) // CT) * nq + offs, mask=qmask, other=float("-inf"))
             if tl.max((part >= thr).to(tl.int32), axis=0) > 0:
@@ -326,10 +332,7 @@ def frm_candidates_kernel(
                     b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
                     hit = (tl.dot(a, b) >= thr[:, None]) & (cols < end)[None, :]
                     if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
-                        slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
-                        keep = hit & (slot < cap)
-                        tl.store(CAND_Q + slot, zero + offs[:, None], mask=keep)
-                        tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
+                        _append_hits(hit, offs, cols, COUNT, CAND_Q, CAND_D, cap)
 
 
 @triton.jit
@@ -380,9 +383,4 @@ def frm_apply_kernel(
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_act
     nn = tl.load(BEST_I + offs, mask=mask, other=0).to(tl.int64)
-    nn = tl.where(nn < n_db, nn, 0)
-    j = tl.load(ORDER + offs, mask=mask, other=0)
-    tl.store(XY + j, nn, mask=mask)
-    old = tl.load(OLD + j, mask=mask, other=0)
-    act = tl.load(ACTIVE + j, mask=mask, other=0)
-    tl.store(ACTIVE + j, tl.where(old == nn, 0, act), mask=mask)
+    _frm_store(tl.where(nn < n_db, nn, 0), offs, mask, ORDER, XY, OLD, ACTIVE)

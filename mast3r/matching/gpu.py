@@ -23,9 +23,12 @@ from __future__ import annotations
 import importlib.util
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mast3r.matching.gpu_screened import ScreenConfig, ScreenedFRMStep
 
 __all__ = [
     "triton_available",
@@ -167,7 +170,7 @@ def dense_mutual_nn_device(
     method: str = "screened",
     precision: str = "ieee",
     block: tuple[int, int, int] = DEFAULT_BLOCK,
-    screen: Any = None,
+    screen: ScreenConfig | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(nn01 (N0,), nn10 (N1,)) int64 on the device: nearest neighbour of every row both ways.
 
@@ -263,7 +266,6 @@ class DeviceFRM:
         dp = _pad_dim(dim)
         f32: dict[str, Any] = dict(dtype=torch.float32, device=dev)
         self.t0, self.t1 = torch.zeros((n0, dp), **f32), torch.zeros((n1, dp), **f32)
-        self.dbt0, self.dbt1 = torch.zeros((dp, n0), **f32), torch.zeros((dp, n1), **f32)
         n = len(seeds)
         self.xy0, self.xy1 = self.seeds.clone(), torch.full_like(self.seeds, -1)
         self.old0, self.old1 = self.xy0.clone(), self.xy1.clone()
@@ -274,11 +276,15 @@ class DeviceFRM:
         # one 1-D grid of ~4 programs per multiprocessor; the kernels split the database among them
         # according to the active-set size they read on the device (frm_splits)
         self.n_programs = 4 * _multiprocessors(dev)
-        self.out_s = torch.empty((self.n_programs, n), **f32)
-        self.out_i = torch.empty((self.n_programs, n), dtype=torch.int32, device=dev)
-        self.screen: _ScreenBuffers | None = None
+        self.screen: ScreenedFRMStep | None = None
         if precision == "screened":
-            self.screen = _ScreenBuffers(self.t0, self.t1, dim, n, block[1])
+            from mast3r.matching.gpu_screened import ScreenedFRMStep
+
+            self.screen = ScreenedFRMStep(self.t0, self.t1, dim, n, block[1])
+        else:  # the exhaustive kernels: transposed databases and per-split partial results
+            self.dbt0, self.dbt1 = torch.zeros((dp, n0), **f32), torch.zeros((dp, n1), **f32)
+            self.out_s = torch.empty((self.n_programs, n), **f32)
+            self.out_i = torch.empty((self.n_programs, n), dtype=torch.int32, device=dev)
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def load(self, f0: torch.Tensor, f1: torch.Tensor) -> None:
@@ -290,10 +296,11 @@ class DeviceFRM:
             )
         self.t0[:, : self.dim].copy_(f0)
         self.t1[:, : self.dim].copy_(f1)
-        self.dbt0.copy_(self.t0.T)
-        self.dbt1.copy_(self.t1.T)
         if self.screen is not None:
             self.screen.load()
+        else:
+            self.dbt0.copy_(self.t0.T)
+            self.dbt1.copy_(self.t1.T)
 
     def _enqueue(self) -> None:
         k = _kernels()
@@ -304,17 +311,15 @@ class DeviceFRM:
         self.old0.copy_(self.seeds)
         self.old1.fill_(-1)
         self.active.fill_(1)
-        ublock = 1024
-        out_s, out_i, n_programs = self.out_s, self.out_i, self.n_programs
+        ublock, n_programs = 1024, self.n_programs
         steps = (
-            (self.t0, self.dbt1, self.n1, self.xy0, self.xy1, self.old1),
-            (self.t1, self.dbt0, self.n0, self.xy1, self.xy0, self.old0),
+            (self.t0, self.n1, self.xy0, self.xy1, self.old1),
+            (self.t1, self.n0, self.xy1, self.xy0, self.old0),
         )
         if self.screen is not None:
-            self.screen.overflow.zero_()
-            self.screen.gmax.fill_(-math.inf)
+            self.screen.reset()
         for it in range(self.max_iter):
-            for half, (table, dbt, nd, src, dst, old) in enumerate(steps):
+            for half, (table, nd, src, dst, old) in enumerate(steps):
                 k.frm_compact_kernel[(1,)](
                     self.active,
                     self.order,
@@ -331,11 +336,12 @@ class DeviceFRM:
                     num_warps=4,
                 )
                 if self.screen is not None:
-                    self.screen.enqueue(half, src, dst, old, self.order, self.nact, self.active, out_s, n)
+                    self.screen.enqueue(half, src, dst, old, self.order, self.nact, self.active, n_programs)
                     continue
+                out_s, out_i = self.out_s, self.out_i
                 k.nn_partial_kernel[(n_programs,)](
                     table,
-                    dbt,
+                    self.dbt1 if half == 0 else self.dbt0,
                     out_s,
                     out_i,
                     src,
@@ -387,87 +393,6 @@ class DeviceFRM:
             self.graph.replay()
         overflow = None if self.screen is None else self.screen.overflow
         return DeviceFRMResult(self.xy0, self.xy1, self.old0, self.active, self.counts, overflow)
-
-
-_SCREEN_CHUNK_TILES = 16
-
-
-class _ScreenBuffers:
-    """Device buffers of the screened FRM half-step (fp16 tables, margins, candidates)."""
-
-    def __init__(self, t0: torch.Tensor, t1: torch.Tensor, dim: int, n: int, bn: int) -> None:
-        dev, dp, n0, n1 = t0.device, t0.shape[1], len(t0), len(t1)
-        self.f32, self.dim, self.dp, self.bn = [t0, t1], dim, dp, bn
-        self.h = [torch.zeros((m, dp), dtype=torch.float16, device=dev) for m in (n0, n1)]
-        self.ht = [
-            torch.zeros((dp, math.ceil(m / bn) * bn), dtype=torch.float16, device=dev) for m in (n0, n1)
-        ]
-        self.margin = [torch.zeros(m, dtype=torch.float32, device=dev) for m in (n0, n1)]
-        self.cap = 32 * n
-        # per-chunk screen maxima (chunks of CHUNK_TILES tiles): the candidate pass rescans only
-        # the chunks that can hold a survivor
-        self.chunk_tiles = _SCREEN_CHUNK_TILES
-        self.fine = torch.empty(
-            (math.ceil(max(n0, n1) / (bn * self.chunk_tiles)), n), dtype=torch.float32, device=dev
-        )
-        i32: dict[str, Any] = dict(dtype=torch.int32, device=dev)
-        self.thr = torch.empty(n, dtype=torch.float32, device=dev)
-        self.gmax = torch.full((n,), -math.inf, dtype=torch.float32, device=dev)
-        self.best = torch.empty(n, dtype=torch.int64, device=dev)
-        self.best_i = torch.empty(n, **i32)
-        self.count = torch.zeros(1, **i32)
-        self.overflow = torch.zeros(1, **i32)
-        self.cand_q, self.cand_d = torch.empty(self.cap, **i32), torch.empty(self.cap, **i32)
-
-    def load(self) -> None:
-        """From the float32 tables (the engine's, already loaded): fp16 copies scaled by a power
-        of two into [-1, 1], padded transposes, error margins (device ops only: no host sync)."""
-        from mast3r.matching.gpu_screened import score_error_bound
-
-        scaled = []
-        for t, h, ht in zip(self.f32, self.h, self.ht):
-            peak = t.abs().amax()
-            scale = torch.where(peak > 0, torch.exp2(-torch.ceil(torch.log2(peak))), torch.ones_like(peak))
-            x = t * scale
-            scaled.append(x)
-            h.copy_(x)
-            ht[:, : len(t)].copy_(x.T)
-            ht[:, len(t) :].copy_(x[-1:].T)
-        norms = [x.norm(dim=1) for x in scaled]
-        for q, other, margin in ((0, 1, self.margin[0]), (1, 0, self.margin[1])):
-            margin.copy_(2 * score_error_bound(norms[q], norms[other].amax(), self.dim))
-
-    def enqueue(
-        self, half: int, src: torch.Tensor, dst: torch.Tensor, old: torch.Tensor, order: torch.Tensor,
-        nact: torch.Tensor, active: torch.Tensor, out_s: torch.Tensor, n: int,
-    ) -> None:  # fmt: skip
-        """Launches of one half-step after the compaction (queries: view ``half``, rows ``src``)."""
-        k = _kernels()
-        q, d = half, 1 - half
-        a, bt, n_db, dp, bn = self.h[q], self.ht[d], len(self.h[d]), self.dp, self.bn
-        bq, block, n_programs = 64, 1024, len(out_s)  # out_s: only its size (the engine's grid)
-        fine, ct = self.fine, self.chunk_tiles
-        k.frm_screen_kernel[(n_programs,)](
-            a, bt, fine, self.gmax, src, order, nact, n, n_db, bt.shape[1], n_programs,
-            DP=dp, BQ=bq, BN=bn, CT=ct, num_warps=4,
-        )  # fmt: skip
-        k.frm_threshold_kernel[(math.ceil(n / block),)](
-            self.gmax, src, order, nact, self.margin[q], self.thr, self.best, self.best_i, self.count,
-            BLOCK=block, num_warps=4,
-        )  # fmt: skip
-        k.frm_candidates_kernel[(n_programs,)](
-            a, bt, fine, self.thr, src, order, nact, self.cand_q, self.cand_d, self.count,
-            n, n_db, bt.shape[1], n_programs, self.cap, DP=dp, BQ=bq, BN=bn, CT=ct, num_warps=4,
-        )  # fmt: skip
-        for ties in (0, 1):
-            k.frm_recheck_kernel[(math.ceil(self.cap / 512),)](
-                self.f32[q], self.f32[d], src, order, self.cand_q, self.cand_d, self.count,
-                self.best, self.best_i, self.cap, D=self.dim, DP=dp, BLOCK=512, TIES=ties, num_warps=4,
-            )  # fmt: skip
-        k.frm_apply_kernel[(math.ceil(n / block),)](
-            self.best_i, order, nact, dst, old, active, self.count, self.overflow, self.gmax, self.cap,
-            n_db, n, BLOCK=block, num_warps=4,
-        )  # fmt: skip
 
 
 def frm_device(

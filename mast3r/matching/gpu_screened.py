@@ -31,6 +31,7 @@ import torch
 from mast3r.matching.gpu import _kernels, _pad_dim, nn_search
 
 __all__ = [
+    "ScreenedFRMStep",
     "ScreenConfig",
     "SCREEN_CONFIG",
     "ScreenStats",
@@ -98,11 +99,24 @@ def score_error_bound(norm_q: torch.Tensor, norm_db_max: float | torch.Tensor, d
 
 
 def _pow2_scale(x: torch.Tensor) -> torch.Tensor:
-    """``x`` times the power of two that brings max |x| into (0.5, 1] (exact in float32)."""
-    peak = float(x.abs().max())
-    if peak == 0.0:
-        return x
-    return x * 2.0 ** -math.ceil(math.log2(peak))
+    """``x`` times the power of two that brings max |x| into (0.5, 1] (exact in float32; all-zero
+    ``x`` unchanged). Device ops only: no host synchronisation."""
+    peak = x.abs().amax()
+    return x * torch.where(peak > 0, torch.exp2(-torch.ceil(torch.log2(peak))), torch.ones_like(peak))
+
+
+def _write_fp16(x: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor) -> None:
+    """Scaled (N, DP) float32 ``x`` into fp16 ``rows`` (N, DP) and ``cols`` (DP, >= N) transposed,
+    whose columns past N repeat column N-1 (a repeated column never raises a maximum)."""
+    if rows is not None:
+        rows.copy_(x)
+    cols[:, : len(x)].copy_(x.T)
+    cols[:, len(x) :].copy_(x[-1:].T)
+
+
+def _margins(q: torch.Tensor, db: torch.Tensor, dim: int) -> torch.Tensor:
+    """Per query row of scaled ``q``: twice the fp16 score error bound against scaled ``db``."""
+    return 2 * score_error_bound(q.norm(dim=1), db.norm(dim=1).amax(), dim)
 
 
 class _Tables:
@@ -116,14 +130,93 @@ class _Tables:
         self.n_split = math.ceil(self.nb / self.per)
         self.nb_pad = self.n_split * self.per
         self.qblocks = math.ceil(self.nq / bm)
-        qs, ds = _pow2_scale(q.float()), _pow2_scale(db.float())
-        self.a = torch.zeros((self.nq, self.dp), dtype=torch.float16, device=q.device)
-        self.a[:, :dim] = qs
+        pad = (0, self.dp - dim)
+        qs = torch.nn.functional.pad(_pow2_scale(q.float()), pad)
+        ds = torch.nn.functional.pad(_pow2_scale(db.float()), pad)
+        self.a = qs.half()
         self.bt = torch.empty((self.dp, self.nb_pad), dtype=torch.float16, device=q.device)
-        self.bt[:, : self.nb].zero_()
-        self.bt[:dim, : self.nb] = ds.T
-        self.bt[:, self.nb :] = self.bt[:, self.nb - 1 : self.nb]
-        self.margin = 2 * score_error_bound(qs.norm(dim=1), float(ds.norm(dim=1).max()), dim)
+        _write_fp16(ds, None, self.bt)
+        self.margin = _margins(qs, ds, dim)
+
+
+class ScreenedFRMStep:
+    """Buffers and launches of the screened FRM half-step inside :class:`~mast3r.matching.gpu.DeviceFRM`.
+
+    Per half-step, after the engine's compaction of the active set (all sync-free, graph-capturable):
+    screen (fp16 maxima per chunk of ``CHUNK_TILES`` tiles and overall), thresholds, candidate pass
+    over the chunks that can hold a survivor, float64 re-check (best score, then lowest index among
+    equal scores), apply. ``overflow`` turns 1 when survivors exceeded the buffer.
+
+    Args: t0 (N0, DP), t1 (N1, DP): the engine's float32 tables (read at every :meth:`load`);
+        dim: real descriptor size D; n: seeds; bn: database columns per tile.
+    """
+
+    CHUNK_TILES = 16
+    """Tiles per chunk: the candidate pass rescans only chunks whose screen maximum can hold a survivor."""
+
+    def __init__(self, t0: torch.Tensor, t1: torch.Tensor, dim: int, n: int, bn: int) -> None:
+        dev, dp, n0, n1 = t0.device, t0.shape[1], len(t0), len(t1)
+        self.f32, self.dim, self.dp, self.bn = [t0, t1], dim, dp, bn
+        self.h = [torch.zeros((m, dp), dtype=torch.float16, device=dev) for m in (n0, n1)]
+        self.ht = [
+            torch.zeros((dp, math.ceil(m / bn) * bn), dtype=torch.float16, device=dev) for m in (n0, n1)
+        ]
+        self.margin = [torch.zeros(m, dtype=torch.float32, device=dev) for m in (n0, n1)]
+        self.cap = 32 * n
+        f32: dict[str, Any] = dict(dtype=torch.float32, device=dev)
+        i32: dict[str, Any] = dict(dtype=torch.int32, device=dev)
+        self.fine = torch.empty((math.ceil(max(n0, n1) / (bn * self.CHUNK_TILES)), n), **f32)
+        self.thr = torch.empty(n, **f32)
+        self.gmax = torch.full((n,), -math.inf, **f32)
+        self.best = torch.empty(n, dtype=torch.int64, device=dev)
+        self.best_i = torch.empty(n, **i32)
+        self.count = torch.zeros(1, **i32)
+        self.overflow = torch.zeros(1, **i32)
+        self.cand_q, self.cand_d = torch.empty(self.cap, **i32), torch.empty(self.cap, **i32)
+
+    def load(self) -> None:
+        """From the engine's float32 tables: scaled fp16 copies, padded transposes, error margins."""
+        scaled = [_pow2_scale(t) for t in self.f32]
+        for x, h, ht in zip(scaled, self.h, self.ht):
+            _write_fp16(x, h, ht)
+        self.margin[0].copy_(_margins(scaled[0], scaled[1], self.dim))
+        self.margin[1].copy_(_margins(scaled[1], scaled[0], self.dim))
+
+    def reset(self) -> None:
+        """Before the first half-step (enqueued, so a captured graph repeats it)."""
+        self.overflow.zero_()
+        self.gmax.fill_(-math.inf)
+
+    def enqueue(
+        self, half: int, src: torch.Tensor, dst: torch.Tensor, old: torch.Tensor, order: torch.Tensor,
+        nact: torch.Tensor, active: torch.Tensor, n_programs: int,
+    ) -> None:  # fmt: skip
+        """Launches of one half-step (queries: view ``half`` at rows ``src[order[:nact]]``)."""
+        k = _kernels()
+        q, d, n = half, 1 - half, len(self.thr)
+        a, bt, n_db, dp, bn, ct = self.h[q], self.ht[d], len(self.h[d]), self.dp, self.bn, self.CHUNK_TILES
+        bq, block = 64, 1024
+        k.frm_screen_kernel[(n_programs,)](
+            a, bt, self.fine, self.gmax, src, order, nact, n, n_db, bt.shape[1], n_programs,
+            DP=dp, BQ=bq, BN=bn, CT=ct, num_warps=4,
+        )  # fmt: skip
+        k.frm_threshold_kernel[(math.ceil(n / block),)](
+            self.gmax, src, order, nact, self.margin[q], self.thr, self.best, self.best_i, self.count,
+            BLOCK=block, num_warps=4,
+        )  # fmt: skip
+        k.frm_candidates_kernel[(n_programs,)](
+            a, bt, self.fine, self.thr, src, order, nact, self.cand_q, self.cand_d, self.count,
+            n, n_db, bt.shape[1], n_programs, self.cap, DP=dp, BQ=bq, BN=bn, CT=ct, num_warps=4,
+        )  # fmt: skip
+        for ties in (0, 1):
+            k.frm_recheck_kernel[(math.ceil(self.cap / 512),)](
+                self.f32[q], self.f32[d], src, order, self.cand_q, self.cand_d, self.count,
+                self.best, self.best_i, self.cap, D=self.dim, DP=dp, BLOCK=512, TIES=ties, num_warps=4,
+            )  # fmt: skip
+        k.frm_apply_kernel[(math.ceil(n / block),)](
+            self.best_i, order, nact, dst, old, active, self.count, self.overflow, self.gmax, self.cap,
+            n_db, n, BLOCK=block, num_warps=4,
+        )  # fmt: skip
 
 
 def screened_nn(
