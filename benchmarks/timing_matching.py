@@ -72,7 +72,7 @@ def bench_frm(
     g0, g1 = d0.to(device), d1.to(device)
     seeds = torch.from_numpy(grid_seeds(shape, subsample)).to(device)
 
-    from mast3r.matching.gpu import DeviceFRM
+    from mast3r.matching.gpu_frm import DeviceFRM
 
     f0, f1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
 

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mast3r.matching.gpu import frm_device, use_triton
+from mast3r.matching.gpu import use_triton
+from mast3r.matching.gpu_frm import frm_device
 from mast3r.matching.nn import MatchingInputError, as_descriptor_map, check_pair, make_index, resolve_backend
 
 __all__ = ["FRMStats", "fast_reciprocal_nn", "grid_seeds", "merge_correspondences", "linear_to_xy"]
@@ -145,7 +146,7 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
             strictly within ``pixel_tol`` pixels (Euclidean) and report the seed itself as xy0.
         backend: ``"auto"`` | ``"torch"`` | ``"faiss"`` | ``"triton"`` (:mod:`mast3r.matching.nn`);
             ``auto`` runs float32 CUDA maps with ``dist="dot"`` through the sync-free Triton loop
-            (:func:`mast3r.matching.gpu.frm_device`), everything else as ``torch``.
+            (:func:`mast3r.matching.gpu_frm.frm_device`), everything else as ``torch``.
         dist: ``"dot"`` (largest inner product) or ``"l2"``.
         block_size: torch backend block edge (memory bound ``block_size**2`` scores per block).
         return_stats: also return an :class:`FRMStats`.

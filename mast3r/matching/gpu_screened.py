@@ -140,7 +140,7 @@ class _Tables:
 
 
 class ScreenedFRMStep:
-    """Buffers and launches of the screened FRM half-step inside :class:`~mast3r.matching.gpu.DeviceFRM`.
+    """Buffers and launches of the screened FRM half-step inside :class:`~mast3r.matching.gpu_frm.DeviceFRM`.
 
     Per half-step, after the engine's compaction of the active set (all sync-free, graph-capturable):
     screen (fp16 maxima per chunk of ``CHUNK_TILES`` tiles and overall), thresholds, candidate pass

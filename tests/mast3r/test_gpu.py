@@ -11,7 +11,8 @@ from benchmarks.timing import smooth_descriptor_pair, smooth_image_pairs
 from benchmarks.timing_suite import accuracy
 from mast3r.fast import CudaGraphForward, FastOptions, make_fast
 from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn, grid_seeds
-from mast3r.matching.gpu import DeviceFRM, frm_device, nn_search
+from mast3r.matching.gpu import nn_search
+from mast3r.matching.gpu_frm import DeviceFRM, frm_device
 from mast3r.matching.gpu_screened import ScreenConfig, screened_nn
 from mast3r.model import Mast3r
 
