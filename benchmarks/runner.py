@@ -21,6 +21,8 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
   by pair count; each rank appends to its own shard and rank 0 merges them in sample order (see
   :mod:`benchmarks.distributed`): same run, same records and summary as one process. Any run, of
   any world size, first folds in the shards an earlier job left.
+* **Batching.** Cache misses of a sample go to the matcher's ``match_many`` (when it has one) in
+  chunks of its ``config.batch_size`` pairs (:mod:`benchmarks.sample_matching`).
 * **Ground truth.** Matchers with ``needs_ground_truth = True`` get
   ``match(view0, view1, gt=adapter.gt_correspondences(sample, i, j))`` (see
   :mod:`benchmarks.matchers.doubles`).
@@ -54,9 +56,10 @@ from tqdm import tqdm
 
 from benchmarks import distributed as dist
 from benchmarks.config import apply_overrides, route_overrides, to_dict
-from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, pair_key, sha256_json
+from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.registry import ADAPTERS, MATCHERS
+from benchmarks.sample_matching import match_sample
 from benchmarks.store import (
     CorrespondenceCache,
     RecordStore,
@@ -178,19 +181,6 @@ class Runner:
                 self.results_root / "cache" / "correspondences" / self.spec.matcher_key[:16])
 
     # -- one sample ---------------------------------------------------------------------------------
-    def _match(self, sample: Sample, i: int, j: int) -> tuple[Correspondences, bool]:
-        view0, view1 = sample.views[i], sample.views[j]
-        key = pair_key(view0, view1, self.data_root) if self.cache else ""
-        if self.cache and (hit := self.cache.get(key)) is not None:
-            return hit, True
-        if self.needs_gt:
-            corrs = self.matcher.match(view0, view1, gt=self.adapter.gt_correspondences(sample, i, j))
-        else:
-            corrs = self.matcher.match(view0, view1)
-        if self.cache:
-            self.cache.put(key, corrs)
-        return corrs, False
-
     def process(self, sample: Sample) -> Record:
         """Match, solve and evaluate one sample into a :class:`Record` (never raises for matcher or
         solver errors; ``evaluate`` errors are adapter bugs and propagate)."""
@@ -199,12 +189,10 @@ class Runner:
         hits = 0
         t0 = time.perf_counter()
         try:
-            for i, j in self.adapter.pairs(sample):
-                c, hit = self._match(sample, i, j)
-                corrs.append(c)
-                hits += hit
-                for stage, sec in c.timings.items():
-                    timings[f"matcher.{stage}"] += float(sec)
+            matched = match_sample(self.matcher, self.adapter, sample, cache=self.cache,
+                                   data_root=self.data_root, needs_gt=self.needs_gt)
+            corrs, hits = matched.corrs, matched.cache_hits
+            timings.update(matched.timings)
         except Exception as e:  # noqa: BLE001 - a failed match is a failure record
             log.warning("%s: matcher failed: %s: %s", sample.key, type(e).__name__, e)
             log.debug("%s", traceback.format_exc())

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mast3r.model import Mast3r, PairOutput
+from mast3r.model import Mast3r
 
 __all__ = [
     "FastOptions",
@@ -201,13 +201,14 @@ class CudaGraphForward:
     """Capture ``model(img0, img1)`` once for fixed shapes and replay it.
 
     ``__call__(img0, img1)`` copies the inputs into static buffers, replays the graph and returns
-    the static :class:`PairOutput`, which the next call overwrites (clone what you keep). The model
-    must not synchronise with the host inside forward (ours does not).
+    the static output (a :class:`PairOutput` for a model; any tensors ``model`` returns), which the
+    next call overwrites (clone what you keep). ``model`` must not synchronise with the host (ours
+    does not).
     """
 
     def __init__(
         self,
-        model: Callable[[torch.Tensor, torch.Tensor], PairOutput],
+        model: Callable[[torch.Tensor, torch.Tensor], Any],
         img0: torch.Tensor,
         img1: torch.Tensor,
         warmup: int = 2,
@@ -224,9 +225,9 @@ class CudaGraphForward:
         torch.cuda.current_stream(img0.device).wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
         with torch.inference_mode(), torch.cuda.graph(self.graph):
-            self.out: PairOutput = model(self.img0, self.img1)
+            self.out: Any = model(self.img0, self.img1)
 
-    def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> PairOutput:
+    def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> Any:
         if img0.shape != self.img0.shape or img1.shape != self.img1.shape:
             raise ValueError(
                 f"CudaGraphForward was captured for {tuple(self.img0.shape)} / {tuple(self.img1.shape)}, "

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from benchmarks.types import View
+    from mast3r.fast import FastOptions
     from mast3r.preprocess import PreparedImage
 
 __all__ = ["FORWARD_CACHE_ENV", "PRECISIONS", "PairForward", "ForwardCache", "PairNetwork", "file_sha256",
@@ -194,16 +196,42 @@ class PairNetwork:
         cache: forward cache (default :func:`default_forward_cache`).
         model: an already built model (tests, sharing between matcher variants); ``checkpoint``
             is then only informative.
+        fast: run :func:`mast3r.fast.make_fast` on the model (weights in ``fast.dtype``, no
+            autocast; a passed ``model`` is copied, a loaded one converted in place). Part of the
+            forward-cache key (the numerics differ from autocast).
+        cuda_graph: on a CUDA device, capture one CUDA graph per (input shapes, batch, focal pass)
+            and replay it (:class:`mast3r.fast.CudaGraphForward`); at most :attr:`MAX_GRAPHS` are
+            kept. Ignored on other devices.
+
+    With ``cuda_graph`` or a compiled ``fast`` model every batch is padded to ``batch_size`` pairs
+    (copies of its last pair, outputs dropped), so each image shape needs one capture / compile.
     """
 
+    MAX_GRAPHS = 8
+
     def __init__(self, checkpoint: str, size: int, precision: str, device: Any, *,
-                 cache: ForwardCache | None = None, model: Any = None) -> None:
+                 cache: ForwardCache | None = None, model: Any = None, fast: FastOptions | None = None,
+                 cuda_graph: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.checkpoint, self.size, self.precision, self.device = checkpoint, size, precision, device
         self.cache = cache if cache is not None else default_forward_cache()
+        self.fast, self.cuda_graph = fast, cuda_graph
         self._model = model
+        self._owned = model is None  # loaded here, so it may be converted in place
+        self._converted = fast is None
+        self._graphs: OrderedDict[tuple, Any] = OrderedDict()
         self.forward_calls = 0  # network passes run by this object (cache misses)
+
+    @property
+    def graphed(self) -> bool:
+        """Whether forwards replay CUDA graphs (``cuda_graph`` on a CUDA device)."""
+        return self.cuda_graph and str(self.device).startswith("cuda")
+
+    @property
+    def fixed_batch(self) -> bool:
+        """Whether batches are padded to ``batch_size`` (one graph / compiled shape per image size)."""
+        return self.graphed or (self.fast is not None and self.fast.compile != "none")
 
     # -- identity -----------------------------------------------------------------------------------
     def weights_checksum(self) -> str | None:
@@ -215,6 +243,8 @@ class PairNetwork:
     def model_key(self) -> str:
         ident = self.weights_checksum() or f"object:{id(self._model)}"
         text = f"weights={ident}\nsize={self.size}\nprecision={self.precision}"
+        if self.fast is not None:  # absent for the autocast path: its existing cache entries stay valid
+            text += f"\nfast={json.dumps(self.fast.describe(), sort_keys=True)}"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def pair_key(self, prep0: PreparedImage, prep1: PreparedImage) -> str:
@@ -231,6 +261,12 @@ class PairNetwork:
             t0 = time.perf_counter()
             self._model = load_model(self.checkpoint, device=self.device, compute_checksum=False)
             log.info("loaded %s in %.1f s", self.checkpoint, time.perf_counter() - t0)
+        if not self._converted:
+            from mast3r.fast import make_fast
+
+            # a model built elsewhere (shared, tests) is copied; our own is converted in place
+            self._model = make_fast(self._model, self.fast, inplace=self._owned)
+            self._converted = True
         return self._model
 
     @property
@@ -254,32 +290,59 @@ class PairNetwork:
     def _amp(self) -> Any:
         import torch
 
+        if self.fast is not None:  # weights already in the low-precision dtype: no autocast
+            return None
         return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
 
-    def run(self, img0: torch.Tensor, img1: torch.Tensor, need_own: bool) -> list[PairForward]:
-        """Uncached forward of a batch of same-size pairs (B, 3, H, W) -> one PairForward per pair."""
+    def _graphed(self, img0: torch.Tensor, img1: torch.Tensor, need_own: bool) -> Any:
+        """Replay (capturing first) the graph of ``_pair_forward`` for these shapes; static outputs."""
+        from mast3r.fast import CudaGraphForward
+
+        key = (tuple(img0.shape), tuple(img1.shape), need_own)
+        graph = self._graphs.get(key)
+        if graph is None:
+            while len(self._graphs) >= self.MAX_GRAPHS:
+                self._graphs.popitem(last=False)
+            fn = functools.partial(_pair_forward, self.model, need_own=need_own, amp=self._amp())
+            t0 = time.perf_counter()
+            graph = self._graphs[key] = CudaGraphForward(fn, img0, img1)
+            log.info("captured a CUDA graph for %s in %.1f s", key, time.perf_counter() - t0)
+        self._graphs.move_to_end(key)
+        return graph(img0, img1)
+
+    def run(self, img0: torch.Tensor, img1: torch.Tensor, need_own: bool, n_pairs: int | None = None
+            ) -> list[PairForward]:
+        """Uncached forward of a batch of same-size pairs (B, 3, H, W) -> one PairForward per pair
+        (the first ``n_pairs`` only: the rest is batch padding; ``seconds`` is per real pair)."""
         import torch
 
         model, amp = self.model, self._amp()
         dev = torch.device(self.device)
+        n_pairs = img0.shape[0] if n_pairs is None else n_pairs
+        img0, img1 = img0.to(dev), img1.to(dev)
         t0 = time.perf_counter()
-        ctx = torch.autocast(dev.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+        graphed = self.graphed
         with torch.inference_mode():
-            with ctx:
-                enc0, enc1 = model.encode_pair(img0.to(dev), img1.to(dev))
-            out = model.forward_encoded(enc0, enc1, autocast_dtype=amp)
-            back = model.forward_encoded(enc1, enc0, autocast_dtype=amp) if need_own else None
+            if graphed:
+                out, back = self._graphed(img0, img1, need_own)
+            else:
+                out, back = _pair_forward(model, img0, img1, need_own=need_own, amp=amp)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         self.forward_calls += 1
-        seconds = (time.perf_counter() - t0) / img0.shape[0]
+        seconds = (time.perf_counter() - t0) / n_pairs
+
+        def take(t: torch.Tensor, b: int) -> torch.Tensor:  # graph outputs are overwritten by the next replay
+            t = t[b].float()
+            return t.clone() if graphed else t
+
         results = []
-        for b in range(img0.shape[0]):
-            v0 = {k: t[b].float() for k, t in out.view0.items()}
-            v1 = {k: t[b].float() for k, t in out.view1.items()}
+        for b in range(n_pairs):
+            v0 = {k: take(t, b) for k, t in out.view0.items()}
+            v1 = {k: take(t, b) for k, t in out.view1.items()}
             own = None
             if back is not None:
-                own = {k: t[b].float() for k, t in back.view0.items() if k in ("pts3d", "conf")}
+                own = {k: take(t, b) for k, t in back.view0.items() if k in ("pts3d", "conf")}
             results.append(PairForward(v0, v1, own, seconds, False))
         return results
 
@@ -298,12 +361,27 @@ class PairNetwork:
         for idx in groups.values():
             for start in range(0, len(idx), max(1, batch_size)):
                 chunk = idx[start:start + max(1, batch_size)]
-                img0 = stack_images([preps[i][0] for i in chunk])
-                img1 = stack_images([preps[i][1] for i in chunk])
-                for i, fwd in zip(chunk, self.run(img0, img1, need_own)):
+                padded = chunk + chunk[-1:] * (batch_size - len(chunk)) if self.fixed_batch else chunk
+                img0 = stack_images([preps[i][0] for i in padded])
+                img1 = stack_images([preps[i][1] for i in padded])
+                for i, fwd in zip(chunk, self.run(img0, img1, need_own, n_pairs=len(chunk))):
                     self.cache.put(keys[i], fwd)
                     results[i] = fwd
         return [r for r in results if r is not None]
+
+
+def _pair_forward(model: Any, img0: torch.Tensor, img1: torch.Tensor, *, need_own: bool,
+                  amp: torch.dtype | None) -> tuple[Any, Any]:
+    """``(out, back)``: the pair's :class:`~mast3r.model.PairOutput` and, with ``need_own``, the
+    swapped pair's (view 1 first; the encoder output is reused), else None. No host sync."""
+    import torch
+
+    ctx = torch.autocast(img0.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+    with ctx:
+        enc0, enc1 = model.encode_pair(img0, img1)
+    out = model.forward_encoded(enc0, enc1, autocast_dtype=amp)
+    back = model.forward_encoded(enc1, enc0, autocast_dtype=amp) if need_own else None
+    return out, back
 
 
 def focal_px(pts3d: torch.Tensor | None, prep: PreparedImage) -> float | None:

@@ -75,7 +75,17 @@ class Mast3rConfig:
         c2f_config: window grid / selection options (:class:`mast3r.coarse_to_fine.CoarseToFineConfig`).
         estimate_focals: compute ``meta.focal1_px`` from the swapped forward (about +40 % network
             time; ``focal0_px`` is always computed).
-        batch_size: pairs of equal shapes per network forward in ``match_many``.
+        batch_size: pairs of equal shapes per network forward in ``match_many`` (the runner hands
+            a sample's pairs to ``match_many`` in chunks of this size).
+        fast: GPU inference path (:func:`mast3r.fast.make_fast`): encoder/decoder weights, DPT and
+            local-feature MLP in ``precision`` (bf16 or fp16, required) instead of autocast,
+            channels-last DPT; float32 postprocess. Matches differ from autocast by rounding only.
+        compile: with ``fast``: ``torch.compile`` of ``"blocks"`` (transformer blocks) or
+            ``"blocks+heads"`` (also DPT and MLP); one compile per image shape (seconds each).
+        cuda_graph: with ``fast``, on CUDA: replay one captured CUDA graph per image shape
+            (:class:`mast3r.fast.CudaGraphForward`); batches are padded to ``batch_size``.
+        gelu: with ``fast``: ``"erf"`` (exact) or ``"tanh-fused"`` (fc1 + tanh GELU in one
+            cuBLASLt GEMM on CUDA; an approximation, see :class:`mast3r.fast.FastOptions`).
     """
 
     checkpoint: str = field(default_factory=_env_checkpoint)
@@ -88,6 +98,10 @@ class Mast3rConfig:
     c2f_config: CoarseToFineConfig = field(default_factory=CoarseToFineConfig)
     estimate_focals: bool = True
     batch_size: int = 1
+    fast: bool = False
+    compile: Literal["none", "blocks", "blocks+heads"] = "none"
+    cuda_graph: bool = False
+    gelu: Literal["erf", "tanh-fused"] = "erf"
 
     def __post_init__(self) -> None:
         if self.size < 16:
@@ -96,6 +110,31 @@ class Mast3rConfig:
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size < 1 or self.c2f_max_size < 0:
             raise ValueError("batch_size must be >= 1 and c2f_max_size >= 0")
+        if self.compile not in ("none", "blocks", "blocks+heads"):
+            raise ValueError(f"compile must be none, blocks or blocks+heads, got {self.compile!r}")
+        if self.gelu not in ("erf", "tanh-fused"):
+            raise ValueError(f"gelu must be erf or tanh-fused, got {self.gelu!r}")
+        if self.fast and self.precision == "fp32":
+            raise ValueError("fast=true needs precision bf16 or fp16 (it stores the weights in that dtype)")
+        if not self.fast and (self.compile != "none" or self.cuda_graph or self.gelu != "erf"):
+            raise ValueError("compile, cuda_graph and gelu apply to the fast path: set fast=true as well")
+
+    def fast_options(self) -> Any:
+        """The :class:`mast3r.fast.FastOptions` of ``fast`` (None when off)."""
+        if not self.fast:
+            return None
+        import torch
+
+        from mast3r.fast import FastOptions
+
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        return FastOptions(dtype=dtype, head_dtype=dtype, dpt_dtype=dtype, compile=self.compile,
+                           gelu=self.gelu)
+
+    def network_settings(self) -> tuple:
+        """What decides the network outputs (matchers with equal settings share one network)."""
+        return (self.checkpoint, self.size, self.precision, self.fast, self.compile, self.cuda_graph,
+                self.gelu)
 
 
 def missing_checkpoint_reason(checkpoint: str, matcher: str = "mast3r",
@@ -132,7 +171,8 @@ class Mast3rMatcher:
         if network is None:
             if model is None and (reason := missing_checkpoint_reason(c.checkpoint, self.name)):
                 raise FileNotFoundError(reason)
-            network = PairNetwork(c.checkpoint, c.size, c.precision, device, cache=forward_cache, model=model)
+            network = PairNetwork(c.checkpoint, c.size, c.precision, device, cache=forward_cache, model=model,
+                                  fast=c.fast_options(), cuda_graph=c.cuda_graph)
         self.network = network
 
     @classmethod
@@ -145,9 +185,8 @@ class Mast3rMatcher:
 
     def with_config(self, config: Mast3rConfig) -> Mast3rMatcher:
         """A matcher for ``config`` sharing this one's model and forward cache when the network
-        settings (checkpoint, size, precision) are the same."""
-        c = self.config
-        if (config.checkpoint, config.size, config.precision) == (c.checkpoint, c.size, c.precision):
+        settings (checkpoint, size, precision, fast path) are the same."""
+        if config.network_settings() == self.config.network_settings():
             return type(self)(config, self.device, network=self.network)
         return type(self)(config, self.device, forward_cache=self.network.cache)
 
@@ -157,9 +196,18 @@ class Mast3rMatcher:
         return self.match_many([(view0, view1)])[0]
 
     def match_many(self, pairs: Sequence[tuple[View, View]]) -> list[Correspondences]:
-        """Match several pairs; cache misses of equal image shapes share network forwards."""
+        """Match several pairs; cache misses of equal image shapes share network forwards (batches of
+        ``batch_size``). Each distinct image is read and preprocessed once."""
         c = self.config
-        preps = [(self.network.prepare(v0), self.network.prepare(v1)) for v0, v1 in pairs]
+        prepared: dict[tuple[str, int, int], Any] = {}
+
+        def prep(v: View) -> Any:
+            key = (str(v.image_path), v.width, v.height)
+            if key not in prepared:
+                prepared[key] = self.network.prepare(v)
+            return prepared[key]
+
+        preps = [(prep(v0), prep(v1)) for v0, v1 in pairs]
         fwds = self.network.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
         return [self._finish(v0, v1, p0, p1, f) for (v0, v1), (p0, p1), f in zip(pairs, preps, fwds)]
 

@@ -74,9 +74,9 @@ def test_sweep_command_mast3r_shares_forwards(tmp_path, monkeypatch, capsys, one
     calls = []
     real_run = PairNetwork.run
 
-    def counting(self, img0, img1, need_own):
+    def counting(self, img0, img1, need_own, n_pairs=None):
         calls.append(img0.shape[0])
-        return real_run(self, img0, img1, need_own)
+        return real_run(self, img0, img1, need_own, n_pairs)
 
     monkeypatch.setattr(PairNetwork, "run", counting)
     argv = ["sweep", "smoke", "--matcher", "mast3r", "--grid", "frm.subsample=4,8", "--grid",

@@ -311,3 +311,85 @@ def test_cuda_paths(tiny_checkpoint, ramps):
     dust = Dust3rMatcher(Dust3rConfig(checkpoint=str(tiny_checkpoint), size=64, conf_thr=0.0), "cuda",
                          forward_cache=ForwardCache(None)).match(view0, view1)
     assert len(dust) > 0
+
+
+def test_fast_path_options_are_validated_and_hashed():
+    cfg = Mast3rConfig(checkpoint="ckpt.pth")
+    fast = apply_overrides(cfg, {"fast": "on", "precision": "fp16", "compile": "blocks+heads",
+                                 "cuda_graph": "on", "gelu": "tanh-fused"})
+    opts = fast.fast_options()
+    assert opts.dtype == opts.dpt_dtype == opts.head_dtype == torch.float16
+    assert (opts.compile, opts.gelu) == ("blocks+heads", "tanh-fused") and cfg.fast_options() is None
+    assert fast.network_settings() != cfg.network_settings()
+
+    def key(c):
+        return RunSpec("smoke", "1", {}, {}, "mast3r", to_dict(c)).key
+
+    assert key(fast) != key(apply_overrides(fast, {"cuda_graph": "off"})) != key(cfg)
+    with pytest.raises(ValueError, match="bf16 or fp16"):
+        apply_overrides(cfg, {"fast": "on"})  # fp32 weights are not a fast path
+    for over in ({"compile": "blocks"}, {"cuda_graph": "on"}, {"gelu": "tanh-fused"}):
+        with pytest.raises(ValueError, match="fast=true"):
+            apply_overrides(cfg, over)
+    with pytest.raises(ValueError, match="compile"):
+        apply_overrides(cfg, {"fast": "on", "precision": "bf16", "compile": "model"})
+
+
+def test_fast_network_on_cpu(tiny_checkpoint, ramps, monkeypatch):
+    """``fast``: bf16 weights instead of autocast, its own forward-cache key (the autocast key is
+    unchanged), close to the autocast outputs; a fixed batch pads and drops the padding."""
+    view0, view1 = ramps
+    base = Mast3rConfig(checkpoint=str(tiny_checkpoint), size=64, precision="bf16", batch_size=2,
+                        estimate_focals=True)
+    slow = Mast3rMatcher(base, forward_cache=ForwardCache(None))
+    fast = Mast3rMatcher(apply_overrides(base, {"fast": "on"}), forward_cache=ForwardCache(None))
+    assert slow.network.model_key != fast.network.model_key
+    legacy = PairNetwork(str(tiny_checkpoint), 64, "bf16", "cpu", cache=ForwardCache(None))
+    assert slow.network.model_key == legacy.model_key
+    assert fast.network.model.backbone_dtype == torch.bfloat16
+    pairs = [(view0, view1), (view1, view0), (view0, view0)]
+    preps = [(slow.network.prepare(a), slow.network.prepare(b)) for a, b in pairs]
+    ref = slow.network.forward_pairs(preps, need_own=True, batch_size=2)
+    batches = []
+    real_run = PairNetwork.run
+
+    def spy(self, img0, img1, need_own, n_pairs=None):
+        batches.append((img0.shape[0], n_pairs))
+        return real_run(self, img0, img1, need_own, n_pairs)
+
+    monkeypatch.setattr(PairNetwork, "run", spy)
+    monkeypatch.setattr(PairNetwork, "fixed_batch", property(lambda self: True))
+    got = fast.network.forward_pairs(preps, need_own=True, batch_size=2)
+    assert batches == [(2, 2), (2, 1)] and len(got) == 3
+    for r, g in zip(ref, got):
+        for name in ("pts3d", "desc"):
+            a, b = r.view1[name], g.view1[name]
+            assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
+            assert torch.linalg.norm(a - b) <= 0.05 * torch.linalg.norm(a), name
+        assert g.own1 is not None and g.own1["pts3d"].shape == r.own1["pts3d"].shape
+    out = fast.match_many(pairs)
+    assert len(out) == 3 and all(np.isfinite(c.pts3d0).all() for c in out)
+
+
+@pytest.mark.gpu
+def test_fast_graphed_network_on_cuda(tiny_checkpoint, ramps):
+    """``fast`` + ``cuda_graph`` on CUDA: one capture per shape, padded batches, outputs that are not
+    overwritten by later replays and agree with the un-graphed fast forward."""
+    view0, view1 = ramps
+    cfg = Mast3rConfig(checkpoint=str(tiny_checkpoint), size=64, precision="fp16", fast=True, batch_size=2)
+    plain = Mast3rMatcher(cfg, "cuda", forward_cache=ForwardCache(None))
+    graphed = Mast3rMatcher(apply_overrides(cfg, {"cuda_graph": "on"}), "cuda",
+                            forward_cache=ForwardCache(None))
+    assert graphed.network.fixed_batch and not plain.network.fixed_batch
+    pairs = [(view0, view1), (view1, view0), (view0, view0)]
+    preps = [(plain.network.prepare(a), plain.network.prepare(b)) for a, b in pairs]
+    ref = plain.network.forward_pairs(preps, need_own=True, batch_size=2)
+    got = graphed.network.forward_pairs(preps, need_own=True, batch_size=2)
+    assert len(graphed.network._graphs) == 1  # both batches (the second padded) replay one graph
+    for r, g in zip(ref, got):
+        for name in ("pts3d", "desc", "conf"):
+            torch.testing.assert_close(g.view0[name], r.view0[name], rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(g.own1["pts3d"], r.own1["pts3d"], rtol=2e-2, atol=2e-2)
+    assert not torch.equal(got[0].view1["pts3d"], got[2].view1["pts3d"])  # not aliased to the graph
+    out = graphed.match_many(pairs)
+    assert len(out) == 3 and all(len(c) > 0 for c in out)
