@@ -208,6 +208,9 @@ class PairNetwork:
     """
 
     MAX_GRAPHS = 8
+    PREPARED_ITEMS = 32
+    """Preprocessed images kept (LRU by path, size and mtime): a view used by several pairs of a
+    sample is read and resized once."""
 
     def __init__(self, checkpoint: str, size: int, precision: str, device: Any, *,
                  cache: ForwardCache | None = None, model: Any = None, fast: FastOptions | None = None,
@@ -221,6 +224,7 @@ class PairNetwork:
         self._owned = model is None  # loaded here, so it may be converted in place
         self._converted = fast is None
         self._graphs: OrderedDict[tuple, Any] = OrderedDict()
+        self._prepared: OrderedDict[tuple, PreparedImage] = OrderedDict()
         self.forward_calls = 0  # network passes run by this object (cache misses)
 
     @property
@@ -276,11 +280,22 @@ class PairNetwork:
 
     # -- images -------------------------------------------------------------------------------------
     def prepare(self, view: View) -> PreparedImage:
-        """Official preprocessing of ``view.image_path`` at ``size``; the stored size must match the
-        view's ``width``/``height``."""
+        """Official preprocessing of ``view.image_path`` at ``size`` (LRU-cached, see
+        :attr:`PREPARED_ITEMS`); the stored size must match the view's ``width``/``height``."""
         from mast3r.preprocess import load_image
 
-        prep = load_image(view.image_path, self.size)
+        try:
+            st = os.stat(view.image_path)
+        except OSError:
+            return load_image(view.image_path, self.size)  # raises ImageLoadError naming the file
+        key = (str(view.image_path), st.st_size, st.st_mtime_ns)
+        prep = self._prepared.get(key)
+        if prep is None:
+            prep = load_image(view.image_path, self.size)
+            self._prepared[key] = prep
+            while len(self._prepared) > self.PREPARED_ITEMS:
+                self._prepared.popitem(last=False)
+        self._prepared.move_to_end(key)
         if tuple(prep.orig_size) != (view.width, view.height):
             raise ValueError(f"{view.image_path}: image is {prep.orig_size[0]}x{prep.orig_size[1]} pixels "
                              f"but view {view.name!r} says {view.width}x{view.height}")

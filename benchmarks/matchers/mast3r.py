@@ -174,6 +174,7 @@ class Mast3rMatcher:
             network = PairNetwork(c.checkpoint, c.size, c.precision, device, cache=forward_cache, model=model,
                                   fast=c.fast_options(), cuda_graph=c.cuda_graph)
         self.network = network
+        self.frm_engines = _frm_pool(device)
 
     @classmethod
     def available(cls, config: Mast3rConfig | None = None) -> tuple[bool, str]:
@@ -197,17 +198,9 @@ class Mast3rMatcher:
 
     def match_many(self, pairs: Sequence[tuple[View, View]]) -> list[Correspondences]:
         """Match several pairs; cache misses of equal image shapes share network forwards (batches of
-        ``batch_size``). Each distinct image is read and preprocessed once."""
+        ``batch_size``)."""
         c = self.config
-        prepared: dict[tuple[str, int, int], Any] = {}
-
-        def prep(v: View) -> Any:
-            key = (str(v.image_path), v.width, v.height)
-            if key not in prepared:
-                prepared[key] = self.network.prepare(v)
-            return prepared[key]
-
-        preps = [(prep(v0), prep(v1)) for v0, v1 in pairs]
+        preps = [(self.network.prepare(v0), self.network.prepare(v1)) for v0, v1 in pairs]
         fwds = self.network.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
         return [self._finish(v0, v1, p0, p1, f) for (v0, v1), (p0, p1), f in zip(pairs, preps, fwds)]
 
@@ -222,7 +215,7 @@ class Mast3rMatcher:
         t0 = time.perf_counter()
         dev = self.device
         m = match_descriptors(v0["desc"].to(dev), v1["desc"].to(dev), v0["desc_conf"].to(dev),
-                              v1["desc_conf"].to(dev), c.frm)
+                              v1["desc_conf"].to(dev), c.frm, engines=self.frm_engines)
         timings = {"forward": fwd.seconds, "match": time.perf_counter() - t0}
         meta: dict[str, Any] = {
             "forward_cached": fwd.cached, "net_shape0": list(prep0.true_shape),
@@ -236,7 +229,8 @@ class Mast3rMatcher:
         xy0, xy1 = m.xy0, m.xy1
         if c.c2f:
             t0 = time.perf_counter()
-            pts0, pts1, scores, n_windows = _refine_c2f(self.network, view0, view1, pts0, pts1, c, dev)
+            pts0, pts1, scores, n_windows = _refine_c2f(self.network, view0, view1, pts0, pts1, c, dev,
+                                                        self.frm_engines)
             timings["c2f"] = time.perf_counter() - t0
             meta["c2f_window_pairs"] = n_windows
             xy0, xy1 = _nearest_net(prep0, pts0), _nearest_net(prep1, pts1)
@@ -265,8 +259,18 @@ def _open_rgb(view: View, max_size: int) -> tuple[np.ndarray, tuple[float, float
     return np.asarray(img), (w / img.size[0], h / img.size[1])
 
 
+def _frm_pool(device: str) -> Any:
+    """Captured GPU FRM engines replayed across pairs (CUDA only; None elsewhere)."""
+    if not str(device).startswith("cuda"):
+        return None
+    from mast3r.matching.gpu_frm import DeviceFRMPool
+
+    return DeviceFRMPool()
+
+
 def _refine_c2f(network: PairNetwork, view0: View, view1: View, pts0: np.ndarray, pts1: np.ndarray,
-                c: Mast3rConfig, device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                c: Mast3rConfig, device: str, engines: Any = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Coarse-to-fine (``mast3r.coarse_to_fine``) from coarse matches in ORIGINAL pixels: window crops
     of the (optionally downscaled) originals go through the network at their own size (no resize:
     windows are multiples of 16) and are matched with ``c.frm``. Returns ORIGINAL-pixel ``pts0``,
@@ -288,7 +292,8 @@ def _refine_c2f(network: PairNetwork, view0: View, view1: View, pts0: np.ndarray
         out = []
         for a, b, f in zip(ims0, ims1, network.run(stack_images(ims0), stack_images(ims1), need_own=False)):
             m = match_descriptors(f.view0["desc"].to(device), f.view1["desc"].to(device),
-                                  f.view0["desc_conf"].to(device), f.view1["desc_conf"].to(device), c.frm)
+                                  f.view0["desc_conf"].to(device), f.view1["desc_conf"].to(device), c.frm,
+                                  engines=engines)
             out.append((a.net_to_orig(m.xy0), b.net_to_orig(m.xy1), m.conf))
         return out
 

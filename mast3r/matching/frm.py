@@ -130,7 +130,7 @@ def _kept(xy0: torch.Tensor, xy1: torch.Tensor, old0: torch.Tensor, active: torc
 
 def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int | None = None, *,
                        seeds: Any = None, pixel_tol: float = 0, backend: str = "auto", dist: str = "dot",
-                       block_size: int | None = 2**13, return_stats: bool = False
+                       block_size: int | None = 2**13, return_stats: bool = False, engines: Any = None
                        ) -> tuple[Any, ...]:
     """Fast Reciprocal Matching between two descriptor maps (official ``fast_reciprocal_NNs``).
 
@@ -150,6 +150,8 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
         dist: ``"dot"`` (largest inner product) or ``"l2"``.
         block_size: torch backend block edge (memory bound ``block_size**2`` scores per block).
         return_stats: also return an :class:`FRMStats`.
+        engines: a :class:`~mast3r.matching.gpu_frm.DeviceFRMPool` whose captured engines the GPU
+            loop replays (repeated calls with equal map sizes: one graph launch each).
     Returns: ``(xy0, xy1)`` (N, 2) int32 numpy ``(x, y)`` in network pixels of each map, sorted by
         view-0 linear index then view-1 linear index [, ``stats``].
     Raises: MatchingInputError on malformed maps/seeds (wrong rank, D mismatch, NaN, out of range).
@@ -177,7 +179,7 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
     if len(seed_idx) == 0 or len(f1) == 0:
         kept0 = kept1 = np.zeros(0, np.int64)
     elif use_triton(backend, f0, dist):  # same iteration on the GPU, one host sync at the end
-        res = frm_device(f0, f1, torch.from_numpy(seed_idx).to(dev), max_iter)
+        res = frm_device(f0, f1, torch.from_numpy(seed_idx).to(dev), max_iter, pool=engines)
         sizes, niter = res.trace()
         kept0, kept1 = _kept(res.xy0, res.xy1, res.old0, res.active.bool(), shape0[1], pixel_tol)
     else:

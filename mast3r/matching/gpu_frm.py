@@ -11,6 +11,7 @@ the exhaustive fp32 kernel of :mod:`mast3r.matching.gpu`.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,7 @@ from mast3r.matching.gpu import PRECISIONS, _kernels, _multiprocessors, _pad_dim
 if TYPE_CHECKING:  # pragma: no cover
     from mast3r.matching.gpu_screened import ScreenedFRMStep
 
-__all__ = ["FRM_PRECISIONS", "FRM_BLOCK", "DeviceFRM", "DeviceFRMResult", "frm_device"]
+__all__ = ["FRM_PRECISIONS", "FRM_BLOCK", "DeviceFRM", "DeviceFRMPool", "DeviceFRMResult", "frm_device"]
 
 FRM_PRECISIONS = (*PRECISIONS, "screened")
 """FRM adds ``screened``: fp16 tensor-core screen + float64 re-check of the survivors (exact; see
@@ -234,6 +235,48 @@ class DeviceFRM:
         return DeviceFRMResult(self.xy0, self.xy1, self.old0, self.active, self.counts, overflow)
 
 
+class DeviceFRMPool:
+    """Captured :class:`DeviceFRM` engines reused across calls of equal problem sizes.
+
+    Engines are keyed by (device, N0, N1, D, number of seeds, max_iter, precision, block); a new
+    call copies its seeds into the engine's seed buffer (the graph reads them from there) and
+    replays the graph: one graph launch instead of ~140 Python-side kernel launches per call. The
+    least recently used engine is dropped beyond ``max_engines`` (each holds ~10 MB per 100k pixels).
+    Results are the engine's buffers: read them before the next call with the same key.
+    """
+
+    def __init__(self, max_engines: int = 4) -> None:
+        self.max_engines = max(1, max_engines)
+        self._engines: OrderedDict[tuple, DeviceFRM] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._engines)
+
+    def __call__(
+        self,
+        f0: torch.Tensor,
+        f1: torch.Tensor,
+        seeds: torch.Tensor,
+        max_iter: int,
+        *,
+        precision: str = "screened",
+        block: tuple[int, int, int] = FRM_BLOCK,
+    ) -> DeviceFRMResult:
+        key = (str(seeds.device), len(f0), len(f1), f0.shape[1], len(seeds), max_iter, precision, block)
+        engine = self._engines.get(key)
+        if engine is None:
+            while len(self._engines) >= self.max_engines:
+                self._engines.popitem(last=False)
+            engine = DeviceFRM(len(f0), len(f1), f0.shape[1], seeds.to(torch.int64).clone(), max_iter,
+                               precision=precision, block=block)
+            engine.load(f0, f1)
+            self._engines[key] = engine.capture()
+        else:
+            engine.seeds.copy_(seeds)
+        self._engines.move_to_end(key)
+        return engine(f0, f1)
+
+
 def frm_device(
     f0: torch.Tensor,
     f1: torch.Tensor,
@@ -242,6 +285,7 @@ def frm_device(
     *,
     precision: str = "screened",
     block: tuple[int, int, int] = FRM_BLOCK,
+    pool: DeviceFRMPool | None = None,
 ) -> DeviceFRMResult:
     """FRM iterations on the GPU with no host synchronisation inside the loop (see :class:`DeviceFRM`);
     the screened precision reads its overflow flag once at the end (and reruns exhaustively if set).
@@ -250,8 +294,14 @@ def frm_device(
         f0 (N0, D), f1 (N1, D): float32 descriptors on one CUDA device (N0, N1 >= 1).
         seeds: (S,) int64 view-0 linear indices (unique) on that device, S >= 1.
         max_iter: iterations (each a forward and a backward NN step).
+        pool: replay captured engines from this pool (:class:`DeviceFRMPool`) instead of building
+            and launching a new one; the result's tensors then belong to the pool's engine.
     """
-    res = DeviceFRM(len(f0), len(f1), f0.shape[1], seeds, max_iter, precision=precision, block=block)(f0, f1)
+    if pool is not None:
+        res = pool(f0, f1, seeds, max_iter, precision=precision, block=block)
+    else:
+        engine = DeviceFRM(len(f0), len(f1), f0.shape[1], seeds, max_iter, precision=precision, block=block)
+        res = engine(f0, f1)
     if res.overflow is not None and bool(res.overflow.item()):
         # degenerate descriptors (massive ties): the screen could not prune; search exhaustively
         return frm_device(f0, f1, seeds, max_iter, precision="ieee", block=block)

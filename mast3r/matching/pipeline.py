@@ -36,8 +36,8 @@ class PixelMatches:
 
 def match_descriptors(desc0: Any, desc1: Any, desc_conf0: Any = None, desc_conf1: Any = None,
                       config: FRMConfig | None = None, *, seeds: Any = None,
-                      shape0: tuple[int, int] | None = None, shape1: tuple[int, int] | None = None
-                      ) -> PixelMatches:
+                      shape0: tuple[int, int] | None = None, shape1: tuple[int, int] | None = None,
+                      engines: Any = None) -> PixelMatches:
     """FRM (or dense mutual NN with ``config.dense``) + border filter + per-match confidence.
 
     Args:
@@ -46,6 +46,8 @@ def match_descriptors(desc0: Any, desc1: Any, desc_conf0: Any = None, desc_conf1
         config: matching options (default :class:`FRMConfig()`: the official demo settings).
         seeds: explicit view-0 seeds for FRM (see :func:`fast_reciprocal_nn`).
         shape0, shape1: ``(H, W)`` for the border filter (default: the maps' shapes).
+        engines: optional :class:`~mast3r.matching.gpu_frm.DeviceFRMPool` for the GPU FRM loop
+            (captured engines replayed across calls; see :func:`fast_reciprocal_nn`).
     Returns: :class:`PixelMatches` in the order FRM/dense returns them (filtered rows removed).
     """
     cfg = config or FRMConfig()
@@ -56,7 +58,8 @@ def match_descriptors(desc0: Any, desc1: Any, desc_conf0: Any = None, desc_conf1
     else:
         xy0, xy1, stats = fast_reciprocal_nn(
             desc0, desc1, cfg.subsample, cfg.max_iter, seeds=seeds, pixel_tol=cfg.pixel_tol,
-            backend=cfg.backend, dist=cfg.dist, block_size=cfg.block_size, return_stats=True)
+            backend=cfg.backend, dist=cfg.dist, block_size=cfg.block_size, return_stats=True,
+            engines=engines)
     if cfg.border > 0:
         s0 = shape0 or (int(desc0.shape[0]), int(desc0.shape[1]))
         s1 = shape1 or (int(desc1.shape[0]), int(desc1.shape[1]))

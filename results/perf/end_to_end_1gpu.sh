@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end throughput of `mast3r-bench run` with the mast3r matcher on ONE GPU (issue 9), through
 # the device tool:  run(kind="nvidia-h200", carry=[".whl"], command="bash results/perf/end_to_end_1gpu.sh")
+# Options (environment): E2E_VARIANTS="fp32-b1 fp16-b8 fast-graph-b8 fast-compile-b8" (labels below),
+# E2E_BENCHES="co3dv2 ...", E2E_PROFILE=<label> (cProfile of co3dv2 with that variant).
 # .whl: pycolmap/tabulate/tqdm wheels for the device's Python (the image lacks them).
 # The default synthetic suite (all six layouts) is rendered on the device first; the model is the released
 # MASt3R ViT-L/B architecture with random weights. Per benchmark: pairs/s from the run manifest
@@ -39,12 +41,26 @@ PY
 # untimed warm-up: fills Triton's on-disk kernel cache and cuDNN/cuBLAS heuristics
 python3 -m benchmarks run co3dv2 --matcher mast3r --data /tmp/syn --results /tmp/res_warm --no-progress \
   --device cuda --limit 2 > /dev/null
-for b in co3dv2 mapfree re10k dtu aachen inloc; do
-  python3 -m benchmarks run "$b" --matcher mast3r --data /tmp/syn --results /tmp/res_fp16 --no-progress \
-    --device cuda matcher.precision=fp16 matcher.batch_size=8 > /dev/null
-  summary /tmp/res_fp16 "$b" fp16-b8
+# variants: label, then matcher overrides; E2E_VARIANTS / E2E_BENCHES pick a subset (space-separated labels)
+declare -A VARIANT=(
+  [fp32-b1]=""
+  [fp16-b8]="matcher.precision=fp16 matcher.batch_size=8"
+  [fast-graph-b8]="matcher.precision=fp16 matcher.batch_size=8 matcher.fast=on matcher.cuda_graph=on"
+  [fast-compile-b8]="matcher.precision=fp16 matcher.batch_size=8 matcher.fast=on matcher.cuda_graph=on matcher.compile=blocks+heads matcher.gelu=tanh-fused"
+)
+for label in ${E2E_VARIANTS:-fp32-b1 fp16-b8 fast-graph-b8}; do
+  for b in ${E2E_BENCHES:-co3dv2 mapfree re10k dtu aachen inloc}; do
+    # shellcheck disable=SC2086
+    python3 -m benchmarks run "$b" --matcher mast3r --data /tmp/syn --results "/tmp/res_$label" --no-progress \
+      --device cuda ${VARIANT[$label]} > /dev/null
+    summary "/tmp/res_$label" "$b" "$label"
+    cp /tmp/res_"$label"/runs/"$b"/mast3r/*/manifest.json "$OUT/manifest_${b}_${label}.json"
+  done
 done
-python3 -m benchmarks run co3dv2 --matcher mast3r --data /tmp/syn --results /tmp/res_fp32 --no-progress \
-  --device cuda > /dev/null
-summary /tmp/res_fp32 co3dv2 fp32-b1
-cp /tmp/res_fp16/runs/co3dv2/mast3r/*/manifest.json "$OUT/manifest_co3dv2_fp16_b8.json"
+if [ -n "${E2E_PROFILE:-}" ]; then  # cProfile of one run: where the host time goes
+  # shellcheck disable=SC2086
+  python3 -m cProfile -o "$OUT/profile_${E2E_PROFILE}.prof" -m benchmarks run co3dv2 --matcher mast3r \
+    --data /tmp/syn --results /tmp/res_prof --no-progress --device cuda ${VARIANT[$E2E_PROFILE]} > /dev/null
+  python3 -c "import pstats,sys; pstats.Stats(sys.argv[1]).sort_stats('cumulative').print_stats(45)" \
+    "$OUT/profile_${E2E_PROFILE}.prof" | grep -v '^$' | cut -c1-150 | head -70
+fi

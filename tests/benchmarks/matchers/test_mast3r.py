@@ -9,6 +9,8 @@ image. The stand-in returns descriptors and a pointmap ``(sx, sy, 10)`` of that 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -393,3 +395,16 @@ def test_fast_graphed_network_on_cuda(tiny_checkpoint, ramps):
     assert not torch.equal(got[0].view1["pts3d"], got[2].view1["pts3d"])  # not aliased to the graph
     out = graphed.match_many(pairs)
     assert len(out) == 3 and all(len(c) > 0 for c in out)
+
+
+def test_prepared_images_are_reused_until_the_file_changes(ramps, tmp_path):
+    view0, _ = ramps
+    net = PairNetwork("", 64, "fp32", "cpu", model=RampModel(), cache=ForwardCache(None))
+    first = net.prepare(view0)
+    assert net.prepare(view0) is first
+    _ramp(view0.image_path, shift=(1.0, 0.0))  # same size, new content and mtime
+    os.utime(view0.image_path, ns=(1, 1))
+    again = net.prepare(view0)
+    assert again is not first and not np.array_equal(again.uint8, first.uint8)
+    with pytest.raises(ValueError, match="no such image"):
+        net.prepare(View("gone", tmp_path / "gone.png", 8, 8))
