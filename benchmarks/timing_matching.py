@@ -33,15 +33,17 @@ FRM_SWEEP = (
 DENSE_SWEEP = (("ieee", (64, 64, 4)),)
 """Exhaustive (precision, (BQ, BN, num_warps)) configurations timed by ``bench_dense``."""
 SCREEN_SWEEP = (
-    (128, 64, 4, 3, 4096),
-    (128, 64, 4, 3, 1024),
-    (128, 64, 4, 4, 8192),
-    (64, 64, 4, 3, 4096),
-    (64, 128, 4, 3, 4096),
-    (128, 32, 4, 3, 4096),
-    (128, 128, 8, 3, 4096),
+    (64, 64, 4, 3, 4096, 8),
+    (64, 64, 4, 3, 2048, 8),
+    (64, 64, 4, 3, 1024, 8),
+    (64, 64, 4, 4, 4096, 8),
+    (64, 64, 4, 3, 4096, 16),
+    (64, 64, 4, 3, 2048, 16),
+    (64, 64, 4, 3, 4096, 4),
+    (64, 128, 4, 3, 4096, 8),
 )
-"""Screened dense shapes (``ScreenConfig`` fields: bm, bn, warps, stages, split_cols) timed too."""
+"""Screened dense shapes (``ScreenConfig`` fields: bm, bn, warps, stages, split_cols, row_group: the
+joint screen keeps column maxima per group of row_group * bm rows) timed too."""
 
 
 def bench_frm(

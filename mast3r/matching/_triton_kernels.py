@@ -12,6 +12,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from mast3r.matching._triton_screen import (  # noqa: F401 - re-exported: gpu._kernels() serves both
+    _append_hits,
+    screen_candidates_kernel,
+    screen_max2_kernel,
+    screen_max_kernel,
+    screen_reach_kernel,
+    screen_units_kernel,
+)
+
 
 @triton.jit
 def frm_splits(n_act, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
@@ -30,17 +39,6 @@ def _frm_program(NACT, n_db, n_programs, BQ: tl.constexpr, BN: tl.constexpr):
     n_split, per = frm_splits(n_act, n_db, n_programs, BQ, BN)
     pid = tl.program_id(0)
     return n_act, pid // n_split, pid % n_split, per
-
-
-@triton.jit
-def _append_hits(hit, q, cols, COUNT, CAND_Q, CAND_D, cap):
-    """Append every (q[r], cols[c]) where ``hit[r, c]`` at ``atomic_add(COUNT, 1)``; stored while
-    the slot is < ``cap``, counted always (the caller detects an overflow)."""
-    zero = tl.zeros(hit.shape, tl.int32)
-    slot = tl.atomic_add(COUNT + zero, zero + 1, mask=hit)
-    keep = hit & (slot < cap)
-    tl.store(CAND_Q + slot, zero + q[:, None], mask=keep)
-    tl.store(CAND_D + slot, zero + cols[None, :], mask=keep)
 
 
 @triton.jit
@@ -190,68 +188,6 @@ def frm_compact_kernel(
     first = tl.arange(0, 1)
     tl.store(NACT + first, total)
     tl.store(COUNTS + slot + first, total.to(tl.int64))
-
-
-@triton.jit
-def screen_max_kernel(A, BT, OUT, nq, nb_pad, per, DP: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    """Screening pass: fp16 tensor-core best score of every query over one database split.
-
-    ``A`` (nq, DP) and ``BT`` (DP, nb_pad) are fp16 (``BT`` padded with copies of its last
-    column, so padding never raises a maximum and no column mask is needed); ``per`` columns per
-    split (a multiple of BN). Writes ``OUT[split, q]`` (fp32). One max per score in the loop.
-    """
-    pid_q = tl.program_id(0)
-    pid_s = tl.program_id(1)
-    rows = pid_q * BM + tl.arange(0, BM)
-    rmask = rows < nq
-    kk = tl.arange(0, DP)
-    a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=rmask[:, None], other=0.0)
-    run = tl.full([BM, BN], float("-inf"), tl.float32)
-    cols = pid_s * per + tl.arange(0, BN)
-    for _ in range(0, per, BN):
-        b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
-        run = tl.maximum(run, tl.dot(a, b))
-        cols += BN
-    tl.store(OUT + pid_s * nq + rows, tl.max(run, axis=1), mask=rmask)
-
-
-@triton.jit
-def screen_candidates_kernel(
-    A,
-    BT,
-    THR,
-    UNIT_Q,
-    UNIT_S,
-    CAND_Q,
-    CAND_D,
-    COUNT,
-    nq,
-    nb,
-    nb_pad,
-    per,
-    cap,
-    DP: tl.constexpr,
-    BM: tl.constexpr,
-    BN: tl.constexpr,
-):
-    """Candidate pass over the (query block, split) units listed in ``UNIT_Q``/``UNIT_S``: every
-    (query, column) whose fp16 score (same tiles as :func:`screen_max_kernel`) is >= ``THR[q]``
-    goes to ``CAND_Q``/``CAND_D`` (int32, :func:`_append_hits`)."""
-    u = tl.program_id(0)
-    pid_q = tl.load(UNIT_Q + u)
-    pid_s = tl.load(UNIT_S + u)
-    rows = pid_q * BM + tl.arange(0, BM)
-    rmask = rows < nq
-    kk = tl.arange(0, DP)
-    a = tl.load(A + rows.to(tl.int64)[:, None] * DP + kk[None, :], mask=rmask[:, None], other=0.0)
-    thr = tl.load(THR + rows, mask=rmask, other=float("inf"))
-    cols = pid_s * per + tl.arange(0, BN)
-    for _ in range(0, per, BN):
-        b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
-        hit = (tl.dot(a, b) >= thr[:, None]) & (cols < nb)[None, :]
-        if tl.max(tl.max(hit.to(tl.int32), axis=1), axis=0) > 0:
-            _append_hits(hit, rows, cols, COUNT, CAND_Q, CAND_D, cap)
-        cols += BN
 
 
 @triton.jit

@@ -160,8 +160,8 @@ def dense_mutual_nn_device(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(nn01 (N0,), nn10 (N1,)) int64 on the device: nearest neighbour of every row both ways.
 
-    ``method="screened"`` (default): fp16 tensor-core screen + float64 re-check of the survivors
-    (:mod:`mast3r.matching.gpu_screened`; exact, one host sync per direction);
+    ``method="screened"`` (default): one fp16 tensor-core screen for both directions + float64
+    re-check of the survivors (:mod:`mast3r.matching.gpu_dense`; exact, one host sync in all);
     ``"exhaustive"``: :func:`nn_search` at ``precision`` over every pair (no host sync).
     ``block``: exhaustive kernel block; ``screen``: a ``ScreenConfig`` (None = its default).
     """

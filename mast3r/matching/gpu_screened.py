@@ -18,6 +18,9 @@ three steps, none of which materialises the (Q, N) score matrix:
 The result is the float64 argmax of the float32 descriptors (what a float32 GEMM gives too, except
 where two candidates are within float32 rounding of each other). On smooth 24-d maps ~2-3
 candidates survive per query.
+
+:func:`screened_nn` searches one direction; :func:`screened_mutual_nn` both, with one screen whose
+score tiles feed the row and the column maxima at once (:mod:`mast3r.matching.gpu_dense`).
 """
 
 from __future__ import annotations
@@ -41,24 +44,29 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class ScreenConfig:
     """Kernel shape of the screen: ``bm`` queries per program, ``bn`` database columns per tile,
     ``warps``, software-pipeline ``stages``, ``split_cols`` database columns per program (also the
-    unit that the candidate pass skips or scans again)."""
+    unit that the candidate pass skips or scans again); ``row_group``: row blocks of ``bm`` rows
+    per program of the joint (both directions) screen of :func:`screened_mutual_nn`, whose column
+    maxima are kept per group of ``row_group * bm`` rows (a power of two, 1..32)."""
 
     bm: int = 64
     bn: int = 64
     warps: int = 4
     stages: int = 3
     split_cols: int = 4096
+    row_group: int = 8
 
     def __post_init__(self) -> None:
         for name in ("bm", "bn"):
             v = getattr(self, name)
             if v < 16 or v & (v - 1):
                 raise ValueError(f"ScreenConfig.{name} must be a power of two >= 16, got {v}")
+        g = self.row_group
+        if g < 1 or g > 32 or g & (g - 1):
+            raise ValueError(f"ScreenConfig.row_group must be a power of two in 1..32, got {g}")
         if self.split_cols < self.bn or self.warps < 1 or self.stages < 1:
             raise ValueError(f"invalid ScreenConfig {self}")
 
@@ -277,8 +285,9 @@ def screened_nn(
     return nn
 
 
-def _recheck(queries: torch.Tensor, db: torch.Tensor, cq: torch.Tensor, cd: torch.Tensor,
-             chunk: int = 1 << 22) -> torch.Tensor:
+def _recheck(
+    queries: torch.Tensor, db: torch.Tensor, cq: torch.Tensor, cd: torch.Tensor, chunk: int = 1 << 22
+) -> torch.Tensor:
     """Exact (float64) winner per query among candidate pairs (cq, cd); lowest index on ties."""
     score = torch.empty(len(cq), dtype=torch.float64, device=cq.device)
     for i in range(0, len(cq), chunk):
@@ -292,7 +301,12 @@ def _recheck(queries: torch.Tensor, db: torch.Tensor, cq: torch.Tensor, cd: torc
 
 
 def screened_mutual_nn(
-    f0: torch.Tensor, f1: torch.Tensor, *, config: ScreenConfig = SCREEN_CONFIG
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(nn01 (N0,), nn10 (N1,)) int64: exact nearest neighbour of every row both ways."""
-    return screened_nn(f0, f1, config=config), screened_nn(f1, f0, config=config)
+    f0: torch.Tensor, f1: torch.Tensor, *, config: ScreenConfig = SCREEN_CONFIG, return_stats: bool = False
+) -> Any:
+    """(nn01 (N0,), nn10 (N1,)) int64: exact (float64, lowest index on ties) nearest neighbour of
+    every row both ways, from ONE fp16 screen of f0 (N0, D) x f1 (N1, D) float32 (CUDA) for both
+    directions (:func:`mast3r.matching.gpu_dense.joint_mutual_nn`); with ``return_stats`` also
+    (stats01, stats10) :class:`ScreenStats`. One host synchronisation (the candidate counts)."""
+    from mast3r.matching.gpu_dense import joint_mutual_nn
+
+    return joint_mutual_nn(f0, f1, config=config, return_stats=return_stats)

@@ -13,7 +13,7 @@ from mast3r.fast import CudaGraphForward, FastOptions, make_fast
 from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn, grid_seeds
 from mast3r.matching.gpu import nn_search
 from mast3r.matching.gpu_frm import DeviceFRM, frm_device
-from mast3r.matching.gpu_screened import ScreenConfig, screened_nn
+from mast3r.matching.gpu_screened import ScreenConfig, screened_mutual_nn, screened_nn
 from mast3r.model import Mast3r
 
 pytestmark = pytest.mark.gpu
@@ -175,6 +175,49 @@ def test_screened_dense_on_full_size_maps_is_the_float64_argmax():
         print(f"float32 exhaustive != float64 on {len(diff)} of {len(q)} rows")
         other = (q[diff].double() * db[fp32[diff]].double()).sum(1)
         assert len(diff) < 1e-3 * len(q) and ((best_score[diff] - other) < 1e-6).all()
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        ScreenConfig(),
+        ScreenConfig(16, 32, 4, 1, 96, 4),  # many splits and row groups on small inputs
+        ScreenConfig(32, 16, 4, 2, 48, 1),
+        ScreenConfig(128, 64, 8, 3, 1024, 2),
+    ],
+)
+def test_screened_mutual_nn_is_the_float64_argmax_both_ways(cfg):
+    gen = torch.Generator().manual_seed(2)
+
+    def check(f0: torch.Tensor, f1: torch.Tensor) -> tuple:
+        (nn01, nn10), stats = screened_mutual_nn(f0.cuda(), f1.cuda(), config=cfg, return_stats=True)
+        assert nn01.dtype == nn10.dtype == torch.int64
+        assert nn01.shape == (len(f0),) and nn10.shape == (len(f1),)
+        assert torch.equal(nn01, _fp64_argmax(f0.cuda(), f1.cuda())[0])
+        assert torch.equal(nn10, _fp64_argmax(f1.cuda(), f0.cuda())[0])
+        return stats
+
+    d0, d1 = smooth_descriptor_pair((96, 128), 24, seed=7)
+    s01, s10 = check(d0.reshape(-1, 24), d1[:, :101].reshape(-1, 24))  # N0 != N1, odd
+    assert s01.units_scanned < s01.units and s10.units_scanned < s10.units
+    assert len(d0.reshape(-1, 24)) <= s01.candidates < 16 * len(d0.reshape(-1, 24))
+    # odd sizes, large and tiny magnitudes (power-of-two rescaling of each side into fp16 range)
+    check(torch.randn(333, 24, generator=gen) * 1e5, torch.randn(1001, 24, generator=gen) * 1e-6)
+    check(torch.randn(1001, 24, generator=gen) * 1e-30, torch.randn(333, 24, generator=gen) * 1e30)
+    # exact ties (small integers, duplicated rows): the lowest index wins; all-zero rows tie everywhere
+    qi = torch.randint(-2, 3, (700, 24), generator=gen).float()
+    dbi = torch.randint(-2, 3, (3001, 24), generator=gen).float()
+    qi[:3], dbi[5], dbi[100:140] = 0, 0, dbi[7]
+    scores = qi.double() @ dbi.double().T
+    assert (scores == scores.max(1, keepdim=True).values).sum(1).gt(1).any()
+    check(qi, dbi)
+    # smaller than one block, either side or both; other dimension
+    for n0, n1 in [(1, 1), (3, 200), (200, 3), (5, 7)]:
+        check(torch.randn(n0, 24, generator=gen), torch.randn(n1, 24, generator=gen))
+    check(torch.randn(77, 7, generator=gen), torch.randn(91, 7, generator=gen))
+    # everything ties (all-zero f0): the exhaustive fallback, still the lowest index
+    s01, s10 = check(torch.zeros(1500, 24), torch.randn(2000, 24, generator=gen))
+    assert s01.candidates == 1500 * 2000 and s10.candidates == 2000 * 1500
 
 
 @pytest.mark.parametrize("shape", [(384, 512), (97, 131)])

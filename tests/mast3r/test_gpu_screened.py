@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mast3r.matching.gpu_screened import ScreenConfig, _pow2_scale, _Tables, score_error_bound
+from mast3r.matching.gpu_dense import _JointTables
+from mast3r.matching.gpu_screened import ScreenConfig, _margins, _pow2_scale, _Tables, score_error_bound
 
 
 def _fp16_scores(q: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
@@ -58,3 +59,26 @@ def test_screen_config_rejects_bad_shapes():
         ScreenConfig(bm=96)
     with pytest.raises(ValueError):
         ScreenConfig(bn=64, split_cols=32)
+
+
+def test_screen_config_row_group():
+    assert ScreenConfig().row_group == 8
+    assert ScreenConfig(128, 64, 4, 3, 1024).row_group == 8  # the five positional fields still work
+    assert ScreenConfig(64, 64, 4, 3, 4096, 1).row_group == 1
+    for bad in (0, 3, 64):
+        with pytest.raises(ValueError, match="row_group"):
+            ScreenConfig(row_group=bad)
+
+
+def test_joint_tables_pad_with_copies_and_share_the_scaled_space():
+    f0, f1 = torch.randn(100, 24), torch.randn(300, 24) * 1e3
+    t = _JointTables(f0, f1, ScreenConfig(16, 64, 4, 1, 100, 2))
+    assert t.group == 32 and t.n_group == 4 and t.per == 128 and t.n_split == 3 and t.dp == 32
+    assert t.a0.dtype == torch.float16 and t.a0.shape == (128, 32) and not t.a0[:, 24:].any()
+    assert torch.equal(t.a0[100:], t.a0[99:100].expand(28, 32))  # padded rows repeat the last one
+    assert t.bt1.shape == (32, 384) and torch.equal(t.bt1[:, 300:], t.bt1[:, 299:300].expand(32, 84))
+    t.second_side()
+    assert torch.equal(t.bt0, t.a0.T) and torch.equal(t.a1, t.bt1[:, :300].T)
+    # each side scaled by its own power of two; margins as for the two single directions
+    assert torch.equal(t.margin0, _margins(t.s0, t.s1, 24)) and t.margin0.shape == (100,)
+    assert torch.equal(t.margin1, _margins(t.s1, t.s0, 24)) and t.margin1.shape == (300,)
