@@ -203,8 +203,9 @@ class PairNetwork:
             and replay it (:class:`mast3r.fast.CudaGraphForward`); at most :attr:`MAX_GRAPHS` are
             kept. Ignored on other devices.
 
-    With ``cuda_graph`` or a compiled ``fast`` model every batch is padded to ``batch_size`` pairs
-    (copies of its last pair, outputs dropped), so each image shape needs one capture / compile.
+    With ``cuda_graph`` or a compiled ``fast`` model a batch of n pairs is padded (copies of its last
+    pair, outputs dropped) to the next power of two, at most ``batch_size``, so each image shape needs
+    a few captures / compiles at most (1, 2, 4, ..., ``batch_size`` pairs).
     """
 
     MAX_GRAPHS = 8
@@ -376,13 +377,21 @@ class PairNetwork:
         for idx in groups.values():
             for start in range(0, len(idx), max(1, batch_size)):
                 chunk = idx[start:start + max(1, batch_size)]
-                padded = chunk + chunk[-1:] * (batch_size - len(chunk)) if self.fixed_batch else chunk
+                padded = chunk + chunk[-1:] * (_padded_batch(len(chunk), batch_size) - len(chunk)) \
+                    if self.fixed_batch else chunk
                 img0 = stack_images([preps[i][0] for i in padded])
                 img1 = stack_images([preps[i][1] for i in padded])
                 for i, fwd in zip(chunk, self.run(img0, img1, need_own, n_pairs=len(chunk))):
                     self.cache.put(keys[i], fwd)
                     results[i] = fwd
         return [r for r in results if r is not None]
+
+
+def _padded_batch(n: int, batch_size: int) -> int:
+    """Batch size that ``n`` pairs are padded to with a fixed-batch network: the next power of two,
+    at most ``batch_size`` (so at most ~log2(batch_size) graphs / compiled shapes per image size, and
+    a lone pair is not run 8 times)."""
+    return max(n, min(batch_size, 1 << (n - 1).bit_length()))
 
 
 def _pair_forward(model: Any, img0: torch.Tensor, img1: torch.Tensor, *, need_own: bool,

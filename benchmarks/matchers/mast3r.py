@@ -83,7 +83,7 @@ class Mast3rConfig:
         compile: with ``fast``: ``torch.compile`` of ``"blocks"`` (transformer blocks) or
             ``"blocks+heads"`` (also DPT and MLP); one compile per image shape (seconds each).
         cuda_graph: with ``fast``, on CUDA: replay one captured CUDA graph per image shape
-            (:class:`mast3r.fast.CudaGraphForward`); batches are padded to ``batch_size``.
+            (:class:`mast3r.fast.CudaGraphForward`); batches are padded to a power of two.
         gelu: with ``fast``: ``"erf"`` (exact) or ``"tanh-fused"`` (fc1 + tanh GELU in one
             cuBLASLt GEMM on CUDA; an approximation, see :class:`mast3r.fast.FastOptions`).
     """

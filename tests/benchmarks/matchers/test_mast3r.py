@@ -339,7 +339,8 @@ def test_fast_path_options_are_validated_and_hashed():
 
 def test_fast_network_on_cpu(tiny_checkpoint, ramps, monkeypatch):
     """``fast``: bf16 weights instead of autocast, its own forward-cache key (the autocast key is
-    unchanged), close to the autocast outputs; a fixed batch pads and drops the padding."""
+    unchanged), close to the autocast outputs; a fixed batch pads to a power of two and drops the
+    padding."""
     view0, view1 = ramps
     base = Mast3rConfig(checkpoint=str(tiny_checkpoint), size=64, precision="bf16", batch_size=2,
                         estimate_focals=True)
@@ -362,7 +363,14 @@ def test_fast_network_on_cpu(tiny_checkpoint, ramps, monkeypatch):
     monkeypatch.setattr(PairNetwork, "run", spy)
     monkeypatch.setattr(PairNetwork, "fixed_batch", property(lambda self: True))
     got = fast.network.forward_pairs(preps, need_own=True, batch_size=2)
-    assert batches == [(2, 2), (2, 1)] and len(got) == 3
+    assert batches == [(2, 2), (1, 1)] and len(got) == 3  # a lone pair is not padded
+    batches.clear()
+    fast.network.cache = ForwardCache(None, memory_items=0)  # repeated pairs: no cache hits
+    fast.network.forward_pairs(preps * 2, need_own=False, batch_size=4)  # 6 pairs: 4 + (2 padded to 2)
+    assert batches == [(4, 4), (2, 2)]
+    batches.clear()
+    fast.network.forward_pairs(preps[:1] * 3 + preps[1:2] * 4, need_own=False, batch_size=8)
+    assert batches == [(8, 7)]  # 7 pairs padded to 8
     for r, g in zip(ref, got):
         for name in ("pts3d", "desc"):
             a, b = r.view1[name], g.view1[name]
@@ -375,7 +383,7 @@ def test_fast_network_on_cpu(tiny_checkpoint, ramps, monkeypatch):
 
 @pytest.mark.gpu
 def test_fast_graphed_network_on_cuda(tiny_checkpoint, ramps):
-    """``fast`` + ``cuda_graph`` on CUDA: one capture per shape, padded batches, outputs that are not
+    """``fast`` + ``cuda_graph`` on CUDA: one capture per (shape, batch), outputs that are not
     overwritten by later replays and agree with the un-graphed fast forward."""
     view0, view1 = ramps
     cfg = Mast3rConfig(checkpoint=str(tiny_checkpoint), size=64, precision="fp16", fast=True, batch_size=2)
@@ -387,7 +395,9 @@ def test_fast_graphed_network_on_cuda(tiny_checkpoint, ramps):
     preps = [(plain.network.prepare(a), plain.network.prepare(b)) for a, b in pairs]
     ref = plain.network.forward_pairs(preps, need_own=True, batch_size=2)
     got = graphed.network.forward_pairs(preps, need_own=True, batch_size=2)
-    assert len(graphed.network._graphs) == 1  # both batches (the second padded) replay one graph
+    assert len(graphed.network._graphs) == 2  # batches of 2 and 1 pairs: one capture each
+    again = graphed.network.forward_pairs(preps[::-1] * 2, need_own=True, batch_size=2)
+    assert len(again) == 6 and len(graphed.network._graphs) == 2  # replays, no new capture
     for r, g in zip(ref, got):
         for name in ("pts3d", "desc", "conf"):
             torch.testing.assert_close(g.view0[name], r.view0[name], rtol=2e-2, atol=2e-2)
