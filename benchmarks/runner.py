@@ -21,8 +21,9 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
   by pair count; each rank appends to its own shard and rank 0 merges them in sample order (see
   :mod:`benchmarks.distributed`): same run, same records and summary as one process. Any run, of
   any world size, first folds in the shards an earlier job left.
-* **Batching.** Cache misses of a sample go to the matcher's ``match_many`` (when it has one) in
-  chunks of its ``config.batch_size`` pairs (:mod:`benchmarks.sample_matching`).
+* **Batching.** Cache misses go to the matcher's ``match_many`` (when it has one) in chunks of its
+  ``config.batch_size`` pairs; consecutive samples of fewer pairs are matched together, so a kill
+  loses at most that group's samples (:mod:`benchmarks.sample_matching`).
 * **Ground truth.** Matchers with ``needs_ground_truth = True`` get
   ``match(view0, view1, gt=adapter.gt_correspondences(sample, i, j))`` (see
   :mod:`benchmarks.matchers.doubles`).
@@ -59,7 +60,7 @@ from benchmarks.config import apply_overrides, route_overrides, to_dict
 from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.registry import ADAPTERS, MATCHERS
-from benchmarks.sample_matching import match_sample
+from benchmarks.sample_matching import SampleMatches, match_sample, matched_groups
 from benchmarks.store import (
     CorrespondenceCache,
     RecordStore,
@@ -181,16 +182,19 @@ class Runner:
                 self.results_root / "cache" / "correspondences" / self.spec.matcher_key[:16])
 
     # -- one sample ---------------------------------------------------------------------------------
-    def process(self, sample: Sample) -> Record:
-        """Match, solve and evaluate one sample into a :class:`Record` (never raises for matcher or
-        solver errors; ``evaluate`` errors are adapter bugs and propagate)."""
+    def process(self, sample: Sample, matched: SampleMatches | None = None) -> Record:
+        """Match (unless ``matched`` is given), solve and evaluate one sample into a :class:`Record`
+        (never raises for matcher or solver errors; ``evaluate`` errors are adapter bugs and
+        propagate)."""
         timings: dict[str, float] = defaultdict(float)
         corrs: list[Correspondences] = []
         hits = 0
         t0 = time.perf_counter()
         try:
-            matched = match_sample(self.matcher, self.adapter, sample, cache=self.cache,
-                                   data_root=self.data_root, needs_gt=self.needs_gt)
+            if matched is None:
+                matched = match_sample(self.matcher, self.adapter, sample, cache=self.cache,
+                                       data_root=self.data_root, needs_gt=self.needs_gt)
+                matched.seconds = time.perf_counter() - t0
             corrs, hits = matched.corrs, matched.cache_hits
             timings.update(matched.timings)
         except Exception as e:  # noqa: BLE001 - a failed match is a failure record
@@ -198,7 +202,7 @@ class Runner:
             log.debug("%s", traceback.format_exc())
             prediction = _failure("matcher", e)
         else:
-            timings["match"] = time.perf_counter() - t0
+            timings["match"] = matched.seconds
             t0 = time.perf_counter()
             try:
                 prediction = self.adapter.solve(sample, corrs, derive_seed(self.seed, sample.key))
@@ -306,15 +310,17 @@ class Runner:
         total, initial = (len(samples), 0) if comm.distributed else (expected, expected - len(samples))
         if comm.distributed:
             desc += f" [rank 0 of {comm.world_size}]"
-        bar = tqdm(samples, total=total, initial=initial, unit="sample", desc=desc,
+        bar = tqdm(total=total, initial=initial, unit="sample", desc=desc,
                    disable=None if show is None else not show, leave=False)
         pairs, t0 = 0, time.perf_counter()
-        with store:
-            for sample in bar:
+        with store, bar:
+            for sample, matched in matched_groups(self.matcher, self.adapter, samples, cache=self.cache,
+                                                  data_root=self.data_root, needs_gt=self.needs_gt):
                 if sleep:
                     time.sleep(sleep)
-                store.append(self.process(sample))
+                store.append(self.process(sample, matched))
                 pairs += len(self.adapter.pairs(sample))
+                bar.update()
         return dist.rates(len(samples), pairs, time.perf_counter() - t0)
 
     def _finish(self, state: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:

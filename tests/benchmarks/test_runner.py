@@ -261,3 +261,37 @@ def test_adapter_may_provide_its_dataset_checksum(tmp_path):
     assert res.run_dir.read_manifest()["dataset_checksum"] == "official-v1.1"
     plain = make(tmp_path, results="plain")[0].run()
     assert plain.run_dir.read_manifest()["dataset_checksum"] is None  # the toy data folder does not exist
+
+
+@dataclass(frozen=True)
+class BatchConfig(CountConfig):
+    batch_size: int = 3
+
+
+class BatchingMatcher(CountingMatcher):
+    """CountingMatcher with ``match_many``: records each call's pair count."""
+
+    name: ClassVar[str] = "batching"
+    Config = BatchConfig
+
+    def __init__(self, config=BatchConfig(), device="cpu"):
+        super().__init__(config, device)
+        self.batches: list[int] = []
+
+    def match_many(self, pairs):
+        self.batches.append(len(pairs))
+        return [self.match(v0, v1) for v0, v1 in pairs]
+
+
+def test_samples_of_one_pair_share_batches_and_failures_stay_per_sample(tmp_path):
+    runner, _, matcher = make(tmp_path, matcher_cls=BatchingMatcher, mcfg=BatchConfig(fail_on="s1"))
+    res = runner.run()
+    # 5 one-pair samples in groups of 3 and 2; the first group fails on s1 and is redone one by one
+    assert matcher.batches == [3, 2] and res.done == 5 and res.failures == 1
+    records = RecordStore(res.run_dir.records_path).load()
+    assert records["s1"].prediction["failure_reason"].startswith("matcher_error: RuntimeError: boom")
+    assert all(records[k].metrics["err"] == 0.0 for k in ("s0", "s2", "s3", "s4"))
+    assert all(records[k].timings["match"] >= 0 and records[k].timings["matcher.forward"] == 0.5
+               for k in ("s0", "s2", "s3", "s4"))
+    # the failed chunk returned nothing: s0, s1 (again) and s2 are matched alone, then s3 + s4 together
+    assert matcher.calls == 2 + 3 + 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.sample_matching import chunk_size, match_sample
+from benchmarks.sample_matching import chunk_size, match_sample, match_samples, matched_groups, sample_groups
 from benchmarks.store import CorrespondenceCache
 from benchmarks.types import Correspondences, Sample, View
 
@@ -116,3 +116,38 @@ def test_wrong_result_count_is_an_error(sample):
 
     with pytest.raises(RuntimeError, match="returned 1 results for 2 pairs"):
         match_sample(Broken(), Adapter(PAIRS), sample)
+
+
+class Multi:
+    """Adapter whose sample k has k + 1 pairs (0, 1), (0, 2), ..."""
+
+    def pairs(self, sample):
+        return [(0, j) for j in range(1, int(sample.key) + 2)]
+
+
+def test_groups_and_joint_matching_of_several_samples(sample):
+    samples = [Sample(str(k), sample.views) for k in (0, 0, 2, 1, 0)]  # 1, 1, 3, 2, 1 pairs
+    groups = list(sample_groups(samples, Multi(), 3))
+    assert [[len(Multi().pairs(s)) for s in g] for g in groups] == [[1, 1], [3], [2, 1]]
+    assert [len(g) for g in sample_groups(samples, Multi(), 1)] == [1] * 5
+    matcher = Batched(batch_size=4)
+    out = match_samples(matcher, Multi(), samples[2:], cache=None)
+    assert [len(ch) for ch in matcher.chunks] == [4, 2]  # 3 + 2 + 1 pairs in chunks of 4
+    assert [[len(c) for c in m.corrs] for m in out] == [[1, 2, 3], [1, 2], [1]]
+    assert [m.timings["matcher.forward"] for m in out] == [1.5, 1.0, 0.5]
+    total = sum(m.seconds for m in out)
+    assert total > 0 and out[0].seconds == pytest.approx(total / 2)  # 3 of 6 pairs
+
+
+def test_matched_groups_fall_back_to_single_samples(sample):
+    class FailsOnThree(Batched):
+        def match_many(self, pairs):
+            if any(b.name == "3" for _, b in pairs):
+                raise RuntimeError("bad image")
+            return super().match_many(pairs)
+
+    samples = [Sample(str(k), sample.views) for k in (0, 2, 0)]  # 1, 3 (has (0, 3)), 1 pairs
+    got = list(matched_groups(FailsOnThree(batch_size=8), Multi(), samples))
+    assert [s.key for s, _ in got] == ["0", "2", "0"] and all(m is None for _, m in got)
+    ok = list(matched_groups(Batched(batch_size=8), Multi(), samples[:1] * 3))
+    assert all(m is not None and len(m.corrs) == 1 for _, m in ok)
