@@ -109,19 +109,19 @@ def screen_max2_kernel(
     best = ()
     for i in tl.static_range(G):
         rows = (row0 + i * BM + r).to(tl.int64)
-        blocks = blocks + (tl.load(A + rows[:, None] * DP + kk[None, :]),)
-        best = best + (tl.full([BM], float("-inf"), tl.float32),)
+        blocks = blocks + (tl.load(A + rows[:, None] * DP + kk[None, :]),)  # type: ignore[assignment]
+        best = best + (tl.full([BM], float("-inf"), tl.float32),)  # type: ignore[assignment]
     cols = pid_s * per + tl.arange(0, BN)
     out_col = OUT_COL + pid_g.to(tl.int64) * nb_pad
     for _ in range(0, per, BN):
         b = tl.load(BT + kk[:, None] * nb_pad + cols[None, :])
-        s = tl.dot(blocks[0], b)
+        s = tl.dot(blocks[0], b)  # type: ignore[misc]  # tuples grown in the static loop above
         col = s
-        best = (tl.maximum(best[0], tl.max(s, axis=1)),) + best[1:]
+        best = (tl.maximum(best[0], tl.max(s, axis=1)),) + best[1:]  # type: ignore[assignment,misc]
         for i in tl.static_range(1, G):
             s = tl.dot(blocks[i], b)
             col = tl.maximum(col, s)
-            best = best[:i] + (tl.maximum(best[i], tl.max(s, axis=1)),) + best[i + 1 :]
+            best = best[:i] + (tl.maximum(best[i], tl.max(s, axis=1)),) + best[i + 1 :]  # type: ignore[misc]
         tl.store(out_col + cols, tl.max(col, axis=0))
         cols += BN
     out_row = OUT_ROW + pid_s.to(tl.int64) * nq_pad + row0
