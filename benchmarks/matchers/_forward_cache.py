@@ -92,6 +92,9 @@ class PairForward:
             (1, 0), encoder output reused), or None when not computed.
         seconds: wall time of the forward(s) when they were computed (kept through the cache).
         cached: True when this came from the cache.
+        focal0, focal1: Weiszfeld focal (network pixels, unclipped, NaN if undetermined) of view 0's
+            pointmap and of ``own1``, computed for the whole batch at once; None when not computed
+            (e.g. entries cached before they existed).
     """
 
     view0: dict[str, torch.Tensor]
@@ -99,9 +102,14 @@ class PairForward:
     own1: dict[str, torch.Tensor] | None = None
     seconds: float = 0.0
     cached: bool = False
+    focal0: float | None = None
+    focal1: float | None = None
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {"seconds": np.asarray(self.seconds, np.float64)}
+        for name in ("focal0", "focal1"):
+            if getattr(self, name) is not None:
+                out[name] = np.asarray(getattr(self, name), np.float64)
         for prefix, maps in (("v0", self.view0), ("v1", self.view1), ("own1", self.own1 or {})):
             for name, t in maps.items():
                 out[f"{prefix}.{name}"] = t.detach().float().cpu().numpy()
@@ -116,7 +124,10 @@ class PairForward:
             if "." in key:
                 prefix, name = key.split(".", 1)
                 groups[prefix][name] = torch.from_numpy(np.array(arrays[key]))
-        return cls(groups["v0"], groups["v1"], groups["own1"] or None, float(arrays["seconds"]), True)
+        names = set(arrays.files if hasattr(arrays, "files") else arrays)
+        focals = [float(arrays[k]) if k in names else None for k in ("focal0", "focal1")]
+        own1 = groups["own1"] or None
+        return cls(groups["v0"], groups["v1"], own1, float(arrays["seconds"]), True, *focals)
 
 
 class ForwardCache:
@@ -149,7 +160,7 @@ class ForwardCache:
             return None
         self._remember(key, hit)
         self.hits += 1
-        return PairForward(hit.view0, hit.view1, hit.own1, hit.seconds, True)
+        return PairForward(hit.view0, hit.view1, hit.own1, hit.seconds, True, hit.focal0, hit.focal1)
 
     def put(self, key: str, fwd: PairForward) -> None:
         self._remember(key, fwd)
@@ -352,6 +363,8 @@ class PairNetwork:
             t = t[b].float()
             return t.clone() if graphed else t
 
+        own_pts = None if back is None else back.view0.pts3d[:n_pairs]
+        focals = _batch_focals(out.view0.pts3d[:n_pairs], own_pts)
         results = []
         for b in range(n_pairs):
             v0 = {k: take(t, b) for k, t in out.view0.items()}
@@ -359,7 +372,7 @@ class PairNetwork:
             own = None
             if back is not None:
                 own = {k: take(t, b) for k, t in back.view0.items() if k in ("pts3d", "conf")}
-            results.append(PairForward(v0, v1, own, seconds, False))
+            results.append(PairForward(v0, v1, own, seconds, False, focals[0][b], focals[1][b]))
         return results
 
     def forward_pairs(self, preps: Sequence[tuple[PreparedImage, PreparedImage]], *, need_own: bool,
@@ -408,16 +421,33 @@ def _pair_forward(model: Any, img0: torch.Tensor, img1: torch.Tensor, *, need_ow
     return out, back
 
 
-def focal_px(pts3d: torch.Tensor | None, prep: PreparedImage) -> float | None:
+def _batch_focals(pts0: torch.Tensor, pts1: torch.Tensor | None) -> tuple[list[float], list[float | None]]:
+    """Weiszfeld focals (network pixels) of a batch of view-0 pointmaps (B, H, W, 3) and of the
+    swapped pass's view-0 maps (or None): a few dozen launches and one host read for the batch."""
+    import torch
+
+    from mast3r.geometry import estimate_focals_torch
+
+    if pts1 is None:
+        return estimate_focals_torch(pts0).tolist(), [None] * len(pts0)
+    if pts1.shape == pts0.shape:
+        vals = estimate_focals_torch(torch.cat((pts0, pts1))).tolist()
+        return vals[: len(pts0)], vals[len(pts0) :]
+    return estimate_focals_torch(pts0).tolist(), estimate_focals_torch(pts1).tolist()
+
+
+def focal_px(pts3d: torch.Tensor | None, prep: PreparedImage, focal: float | None = None) -> float | None:
     """Weiszfeld focal (official ``estimate_focal_knowing_depth``, principal point at the network
     image centre) of a pointmap in its own camera frame, converted from network pixels to ORIGINAL
-    pixels by the mean of the two axis scales. None when it cannot be estimated or is not positive
-    (e.g. a random-init network)."""
+    pixels by the mean of the two axis scales. ``focal``: the network-pixel value when already
+    computed (:attr:`PairForward.focal0` / ``focal1``). None when it cannot be estimated or is not
+    positive (e.g. a random-init network)."""
     if pts3d is None:
         return None
     from mast3r.geometry import estimate_focal
 
-    f = estimate_focal(pts3d.detach())  # torch path: stays on the GPU when the forward ran there
+    # torch path: stays on the GPU when the forward ran there
+    f = estimate_focal(pts3d.detach()) if focal is None else focal
     if not np.isfinite(f) or f <= 0:
         return None
     sx, sy = prep.scale_xy

@@ -171,8 +171,8 @@ class Dust3rMatcher:
         meta: dict[str, Any] = {
             "forward_cached": fwd.cached, "net_shape0": list(prep0.true_shape),
             "net_shape1": list(prep1.true_shape), "num_valid0": len(xy0), "num_valid1": len(xy1),
-            "focal0_px": focal_px(v0["pts3d"], prep0),
-            "focal1_px": focal_px(fwd.own1["pts3d"], prep1) if fwd.own1 else None,
+            "focal0_px": focal_px(v0["pts3d"], prep0, fwd.focal0),
+            "focal1_px": focal_px(fwd.own1["pts3d"], prep1, fwd.focal1) if fwd.own1 else None,
         }
         corrs = Correspondences(prep0.net_to_orig(m0), prep1.net_to_orig(m1), scores, p0[i0], p1[i1],
                                 timings={"forward": fwd.seconds, "match": time.perf_counter() - t0},

@@ -220,8 +220,8 @@ class Mast3rMatcher:
         meta: dict[str, Any] = {
             "forward_cached": fwd.cached, "net_shape0": list(prep0.true_shape),
             "net_shape1": list(prep1.true_shape), "num_coarse_matches": len(m),
-            "focal0_px": focal_px(v0["pts3d"], prep0),
-            "focal1_px": focal_px(fwd.own1["pts3d"], prep1) if fwd.own1 else None,
+            "focal0_px": focal_px(v0["pts3d"], prep0, fwd.focal0),
+            "focal1_px": focal_px(fwd.own1["pts3d"], prep1, fwd.focal1) if fwd.own1 else None,
         }
         if m.stats is not None:
             meta["frm_iterations"] = m.stats.num_iterations

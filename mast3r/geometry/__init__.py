@@ -20,7 +20,7 @@ from mast3r.geometry.conventions import (
     transform_points,
 )
 from mast3r.geometry.export import to_pycolmap_reconstruction, write_pair_ply
-from mast3r.geometry.focal import estimate_focal
+from mast3r.geometry.focal import estimate_focal, estimate_focals_torch
 from mast3r.geometry.pose import (
     PoseEstimate,
     RansacConfig,
@@ -43,6 +43,7 @@ __all__ = [
     "default_principal_point",
     "depth_from_pointmap",
     "estimate_focal",
+    "estimate_focals_torch",
     "intrinsics_matrix",
     "invert_pose",
     "make_pose",

@@ -8,7 +8,7 @@ import numpy as np
 
 from mast3r.geometry.conventions import default_principal_point
 
-__all__ = ["estimate_focal", "FOCAL_MODES"]
+__all__ = ["estimate_focal", "estimate_focals_torch", "FOCAL_MODES"]
 
 FOCAL_MODES = ("weiszfeld", "median")
 
@@ -79,21 +79,35 @@ def _clip_focal(focal: float, shape: tuple[int, int], min_focal: float, max_foca
 def _weiszfeld_torch(pts3d: Any, pp: tuple[float, float] | None, n_iter: int) -> float:
     """The ``"weiszfeld"`` branch of :func:`estimate_focal` in float64 torch on ``pts3d``'s device
     (same arithmetic as the numpy branch; one host sync for the result)."""
-    import torch
-
     if pts3d.ndim != 3 or pts3d.shape[2] != 3:
         raise ValueError(f"estimate_focal: pts3d must be (H, W, 3), got {tuple(pts3d.shape)}")
-    h, w = pts3d.shape[:2]
+    return float(estimate_focals_torch(pts3d[None], pp, n_iter)[0])
+
+
+def estimate_focals_torch(pts3d: Any, pp: tuple[float, float] | None = None, n_iter: int = 10) -> Any:
+    """Weiszfeld focal (pixels, unclipped) of each pointmap of a batch, without host sync.
+
+    Args:
+        pts3d: (B, H, W, 3) torch tensor, each map in its own camera frame (any unit, any device).
+        pp: principal point ``(cx, cy)``; default ``(W / 2, H / 2)``. n_iter: Weiszfeld iterations.
+    Returns: (B,) float64 tensor on ``pts3d``'s device (NaN where no pixel constrains it); the
+        arithmetic of :func:`estimate_focal`'s ``"weiszfeld"`` mode, per map.
+    """
+    import torch
+
+    if pts3d.ndim != 4 or pts3d.shape[3] != 3:
+        raise ValueError(f"estimate_focals_torch: pts3d must be (B, H, W, 3), got {tuple(pts3d.shape)}")
+    b, h, w = pts3d.shape[:3]
     cx, cy = pp if pp is not None else default_principal_point((h, w))
-    pts = pts3d.reshape(-1, 3).to(torch.float64)
+    pts = pts3d.detach().reshape(b, -1, 3).to(torch.float64)
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float64, device=pts.device),
                             torch.arange(w, dtype=torch.float64, device=pts.device), indexing="ij")
-    u = torch.stack([xs - cx, ys - cy], dim=-1).reshape(-1, 2)
-    r = pts[:, :2] / pts[:, 2:]
+    u = torch.stack([xs - cx, ys - cy], dim=-1).reshape(1, -1, 2)
+    r = pts[..., :2] / pts[..., 2:]
     r = torch.where(torch.isfinite(r), r, torch.zeros_like(r))
     dot_ru, dot_rr = (r * u).sum(-1), (r * r).sum(-1)
-    focal = dot_ru.mean() / dot_rr.mean()
+    focal = dot_ru.mean(-1) / dot_rr.mean(-1)
     for _ in range(n_iter):
-        wgt = 1 / torch.clamp(torch.linalg.vector_norm(u - focal * r, dim=-1), min=1e-8)
-        focal = (wgt * dot_ru).mean() / (wgt * dot_rr).mean()
-    return float(focal)
+        wgt = 1 / torch.clamp(torch.linalg.vector_norm(u - focal[:, None, None] * r, dim=-1), min=1e-8)
+        focal = (wgt * dot_ru).mean(-1) / (wgt * dot_rr).mean(-1)
+    return focal

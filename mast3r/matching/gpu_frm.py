@@ -65,8 +65,9 @@ class DeviceFRM:
     ``DeviceFRM(n0, n1, dim, seeds, max_iter)(f0, f1)`` runs the official FRM iteration (see
     ``frm.py``) with a fixed number of iterations and masked updates: 1 + 3 launches per half-step
     (compaction of the active set, fused NN, update), no host synchronisation. ``capture()`` records
-    those launches once; later calls replay them (a few microseconds of launch cost instead of
-    ~60 kernel launches). The returned tensors are the object's buffers (overwritten by the next call).
+    the table preparation and those launches once; later calls copy the descriptors in and replay
+    them (a few microseconds of launch cost instead of ~60-140 kernel launches). The returned
+    tensors are the object's buffers (overwritten by the next call).
 
     Args:
         n0, n1: pixels of map 0 / map 1; dim: descriptor size D.
@@ -128,7 +129,12 @@ class DeviceFRM:
         self.graph: torch.cuda.CUDAGraph | None = None
 
     def load(self, f0: torch.Tensor, f1: torch.Tensor) -> None:
-        """Copy (N0, D) / (N1, D) descriptors into the padded tables (4 copy kernels)."""
+        """Copy (N0, D) / (N1, D) descriptors into the padded tables and derive the search tables
+        (eagerly; a captured engine does the second part inside its graph)."""
+        self._copy(f0, f1)
+        self._tables()
+
+    def _copy(self, f0: torch.Tensor, f1: torch.Tensor) -> None:
         if f0.shape != (self.n0, self.dim) or f1.shape != (self.n1, self.dim):
             raise ValueError(
                 f"DeviceFRM was built for ({self.n0}, {self.dim}) / ({self.n1}, {self.dim}) "
@@ -136,6 +142,10 @@ class DeviceFRM:
             )
         self.t0[:, : self.dim].copy_(f0)
         self.t1[:, : self.dim].copy_(f1)
+
+    def _tables(self) -> None:
+        """Search tables from ``t0``/``t1``: scaled fp16 copies and margins (screened) or the
+        transposed databases (exhaustive). Device ops only (graph-capturable)."""
         if self.screen is not None:
             self.screen.load()
         else:
@@ -216,20 +226,24 @@ class DeviceFRM:
                 )
 
     def capture(self) -> DeviceFRM:
-        """Run once (compiles the kernels), then record the iteration as a CUDA graph."""
+        """Run once (compiles the kernels), then record the table preparation and the iteration as
+        a CUDA graph; later calls copy the descriptors in and replay it."""
+        self._tables()
         self._enqueue()
         torch.cuda.synchronize(self.seeds.device)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
+            self._tables()
             self._enqueue()
         self.graph = graph
         return self
 
     def __call__(self, f0: torch.Tensor, f1: torch.Tensor) -> DeviceFRMResult:
-        self.load(f0, f1)
         if self.graph is None:
+            self.load(f0, f1)
             self._enqueue()
         else:
+            self._copy(f0, f1)
             self.graph.replay()
         overflow = None if self.screen is None else self.screen.overflow
         return DeviceFRMResult(self.xy0, self.xy1, self.old0, self.active, self.counts, overflow)
@@ -269,7 +283,7 @@ class DeviceFRMPool:
                 self._engines.popitem(last=False)
             engine = DeviceFRM(len(f0), len(f1), f0.shape[1], seeds.to(torch.int64).clone(), max_iter,
                                precision=precision, block=block)
-            engine.load(f0, f1)
+            engine.load(f0, f1)  # the warm-up run before the capture sees real descriptors
             self._engines[key] = engine.capture()
         else:
             engine.seeds.copy_(seeds)

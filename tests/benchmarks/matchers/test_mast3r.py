@@ -418,3 +418,19 @@ def test_prepared_images_are_reused_until_the_file_changes(ramps, tmp_path):
     assert again is not first and not np.array_equal(again.uint8, first.uint8)
     with pytest.raises(ValueError, match="no such image"):
         net.prepare(View("gone", tmp_path / "gone.png", 8, 8))
+
+
+def test_batch_focals_equal_the_single_estimate_and_survive_the_disk_cache(ramps, tmp_path):
+    from mast3r.geometry import estimate_focal
+
+    view0, view1 = ramps
+    net = PairNetwork("", 64, "fp32", "cpu", model=RampModel(), cache=ForwardCache(tmp_path / "fwd"))
+    preps = [(net.prepare(view0), net.prepare(view1)), (net.prepare(view1), net.prepare(view0))]
+    fwds = net.forward_pairs(preps, need_own=True, batch_size=2)
+    for f in fwds:
+        assert f.focal0 == pytest.approx(estimate_focal(f.view0["pts3d"]), rel=1e-9, nan_ok=True)
+        assert f.focal1 == pytest.approx(estimate_focal(f.own1["pts3d"]), rel=1e-9, nan_ok=True)
+    again = PairNetwork("", 64, "fp32", "cpu", model=RampModel(), cache=ForwardCache(tmp_path / "fwd"))
+    cached = again.forward_pairs(preps, need_own=True, batch_size=2)
+    assert all(c.cached for c in cached) and again.forward_calls == 0
+    assert [(c.focal0, c.focal1) for c in cached] == [(f.focal0, f.focal1) for f in fwds]  # stored exactly
