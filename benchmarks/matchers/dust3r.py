@@ -26,10 +26,10 @@ import numpy as np
 from benchmarks.matchers._forward_cache import (
     ForwardCache,
     PairForward,
-    PairNetwork,
     focal_px,
     sample_map_rows,
 )
+from benchmarks.matchers._network import PairNetwork
 from benchmarks.matchers.mast3r import missing_checkpoint_reason
 from benchmarks.types import Correspondences, View
 

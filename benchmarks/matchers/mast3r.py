@@ -40,10 +40,10 @@ import numpy as np
 from benchmarks.matchers._forward_cache import (
     ForwardCache,
     PairForward,
-    PairNetwork,
     focal_px,
     sample_map_rows,
 )
+from benchmarks.matchers._network import PairNetwork
 from benchmarks.types import Correspondences, View
 from mast3r.coarse_to_fine import CoarseToFineConfig
 from mast3r.matching.config import FRMConfig

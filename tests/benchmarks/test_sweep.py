@@ -7,7 +7,7 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.config import ConfigError
-from benchmarks.matchers._forward_cache import PairNetwork
+from benchmarks.matchers._network import PairNetwork
 from benchmarks.matchers.mast3r import make_random_checkpoint
 from benchmarks.sweep import SPEED_COLUMNS, expand_grid, pair_stats, parse_grid, run_sweep, sweep_table
 from benchmarks.types import Record

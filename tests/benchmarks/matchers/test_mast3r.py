@@ -18,7 +18,8 @@ from PIL import Image
 
 from benchmarks.config import apply_overrides, field_paths, to_dict
 from benchmarks.hashing import RunSpec
-from benchmarks.matchers._forward_cache import ForwardCache, PairNetwork
+from benchmarks.matchers._forward_cache import ForwardCache
+from benchmarks.matchers._network import PairNetwork
 from benchmarks.matchers.mast3r import Mast3rConfig, Mast3rMatcher, make_random_checkpoint
 from benchmarks.store import RecordStore
 from benchmarks.types import View
