@@ -101,7 +101,7 @@ def _match_with_registry(args: argparse.Namespace) -> dict[str, np.ndarray]:
     from benchmarks.config import apply_overrides, parse_assignments
     from benchmarks.matchers._images import view_from_path
     from benchmarks.registry import MATCHERS
-    from benchmarks.runner import default_device
+    from benchmarks.run_setup import default_device
 
     changed = sorted(k for k, v in _LEGACY_DEFAULTS.items() if getattr(args, k) != v)
     if changed:

@@ -231,7 +231,7 @@ def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list
     carry a ``*bucket`` meta key, for the benchmark's first three paper metrics."""
     from benchmarks.config import from_dict
     from benchmarks.registry import ADAPTERS
-    from benchmarks.runner import resolve_data_root
+    from benchmarks.run_setup import resolve_data_root
 
     cells = []
     labels = run_labels(runs)

@@ -56,10 +56,11 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks import distributed as dist
-from benchmarks.config import apply_overrides, route_overrides, to_dict
+from benchmarks.config import to_dict
 from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.registry import ADAPTERS, MATCHERS
+from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root  # noqa: F401 - re-exported
 from benchmarks.sample_matching import SampleMatches, match_sample, matched_groups
 from benchmarks.store import (
     CorrespondenceCache,
@@ -353,38 +354,6 @@ class Runner:
     def _result(self, run_dir: RunDir, outcome: dict[str, Any], comm: Any) -> RunResult:
         extra = {"rank": comm.rank, "world_size": comm.world_size}
         return RunResult(run_dir, self.spec, **outcome, extra=extra)
-
-
-def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
-    """The data root: ``datasets.paths.data_root`` when available, else the same rule locally
-    (the CLI value, else ``$MAST3R_BENCH_DATA``, else ``./data``)."""
-    try:
-        from datasets.paths import data_root
-    except ImportError:
-        return Path(cli_value or os.environ.get("MAST3R_BENCH_DATA") or "data")
-    return Path(data_root(cli_value))
-
-
-def default_device(matcher_cls: type) -> str:
-    """``"cuda"`` when torch sees a GPU, else ``"cpu"``; matchers with ``uses_torch = False`` get
-    ``"cpu"`` without importing torch."""
-    if not getattr(matcher_cls, "uses_torch", True):
-        return "cpu"
-    try:
-        import torch
-    except ImportError:
-        return "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def resolve_configs(adapter_cls: Any, matcher_cls: Any,
-                    overrides: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Default configs of the two classes with ``key=value`` overrides routed and applied:
-    ``{"matcher": ..., "adapter": ..., "estimator": ...}``."""
-    configs = {"matcher": matcher_cls.Config(), "adapter": adapter_cls.Config(),
-               "estimator": adapter_cls.EstimatorConfig()}
-    routed = route_overrides(overrides or {}, configs)
-    return {g: apply_overrides(cfg, routed[g], prefix=f"{g}.") for g, cfg in configs.items()}
 
 
 def run_benchmark(bench: str, matcher: str, *, overrides: Mapping[str, str] | None = None,

@@ -29,7 +29,8 @@ import pandas as pd
 
 from benchmarks.config import ConfigError
 from benchmarks.registry import ADAPTERS, MATCHERS
-from benchmarks.runner import Runner, RunResult, default_device, resolve_configs, resolve_data_root
+from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root
+from benchmarks.runner import Runner, RunResult
 from benchmarks.store import RecordStore
 from benchmarks.store import results_root as results_root_of
 from benchmarks.types import Record

@@ -76,7 +76,7 @@ def _matches(args: argparse.Namespace) -> Path:
     from benchmarks.config import apply_overrides, parse_assignments
     from benchmarks.matchers._images import view_from_path
     from benchmarks.registry import MATCHERS
-    from benchmarks.runner import default_device
+    from benchmarks.run_setup import default_device
 
     cls = MATCHERS.get(args.matcher)
     if getattr(cls, "needs_ground_truth", False):

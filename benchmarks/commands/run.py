@@ -136,7 +136,7 @@ def _default_optional(name: str, args: argparse.Namespace) -> bool:
     """Optional matchers join the main job when available; the learned 2D baselines only on a GPU
     (on 2 CPU cores each adds tens of minutes; run them explicitly with ``--matcher``)."""
     if name not in ("mast3r", "dust3r"):
-        from benchmarks.runner import default_device
+        from benchmarks.run_setup import default_device
 
         device = args.device if args.device not in (None, "auto") else default_device(MATCHERS.get(name))
         if not str(device).startswith("cuda"):
