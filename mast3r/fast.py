@@ -217,15 +217,16 @@ class CudaGraphForward:
             raise ValueError("CudaGraphForward needs CUDA inputs")
         self.model = model
         self.img0, self.img1 = img0.clone(), img1.clone()
-        stream = torch.cuda.Stream(device=img0.device)
-        stream.wait_stream(torch.cuda.current_stream(img0.device))
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(warmup):
-                model(self.img0, self.img1)
-        torch.cuda.current_stream(img0.device).wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph):
-            self.out: Any = model(self.img0, self.img1)
+        with torch.cuda.device(img0.device):  # capture on the inputs' GPU, whatever is current
+            stream = torch.cuda.Stream(device=img0.device)
+            stream.wait_stream(torch.cuda.current_stream(img0.device))
+            with torch.cuda.stream(stream), torch.inference_mode():
+                for _ in range(warmup):
+                    model(self.img0, self.img1)
+            torch.cuda.current_stream(img0.device).wait_stream(stream)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(self.graph):
+                self.out: Any = model(self.img0, self.img1)
 
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor) -> Any:
         if img0.shape != self.img0.shape or img1.shape != self.img1.shape:

@@ -228,13 +228,14 @@ class DeviceFRM:
     def capture(self) -> DeviceFRM:
         """Run once (compiles the kernels), then record the table preparation and the iteration as
         a CUDA graph; later calls copy the descriptors in and replay it."""
-        self._tables()
-        self._enqueue()
-        torch.cuda.synchronize(self.seeds.device)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.device(self.seeds.device):  # capture on the engine's GPU, whatever is current
             self._tables()
             self._enqueue()
+            torch.cuda.synchronize(self.seeds.device)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._tables()
+                self._enqueue()
         self.graph = graph
         return self
 
