@@ -6,32 +6,15 @@ integer coordinates.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from mast3r.lru import LRU  # re-exported: the adapters import it from here
+
 __all__ = ["LRU", "lift_keypoints", "sample_xyz_map", "radial_coeffs", "distort_radial", "undistort_radial",
            "seeded_subset"]
-
-
-class LRU(OrderedDict):
-    """A tiny least-recently-used cache: ``get_or(key, make)``."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__()
-        self.size = size
-
-    def get_or(self, key: Any, make: Any) -> Any:
-        if key in self:
-            self.move_to_end(key)
-            return self[key]
-        value = make()
-        self[key] = value
-        while len(self) > self.size:
-            self.popitem(last=False)
-        return value
 
 
 def lift_keypoints(tree: Any, keypoints_xyz: np.ndarray, xy: np.ndarray, pixel_tol: float

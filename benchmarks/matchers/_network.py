@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from benchmarks.matchers._forward_cache import (
     default_forward_cache,
     file_sha256,
 )
+from mast3r.lru import LRU
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -74,8 +74,8 @@ class PairNetwork:
         self._model = model
         self._owned = model is None  # loaded here, so it may be converted in place
         self._converted = fast is None
-        self._graphs: OrderedDict[tuple, Any] = OrderedDict()
-        self._prepared: OrderedDict[tuple, PreparedImage] = OrderedDict()
+        self._graphs = LRU(self.MAX_GRAPHS)
+        self._prepared = LRU(self.PREPARED_ITEMS)
         self.forward_calls = 0  # network passes run by this object (cache misses)
 
     @property
@@ -140,13 +140,7 @@ class PairNetwork:
         except OSError:
             return load_image(view.image_path, self.size)  # raises ImageLoadError naming the file
         key = (str(view.image_path), st.st_size, st.st_mtime_ns)
-        prep = self._prepared.get(key)
-        if prep is None:
-            prep = load_image(view.image_path, self.size)
-            self._prepared[key] = prep
-            while len(self._prepared) > self.PREPARED_ITEMS:
-                self._prepared.popitem(last=False)
-        self._prepared.move_to_end(key)
+        prep = self._prepared.get_or(key, lambda: load_image(view.image_path, self.size))
         if tuple(prep.orig_size) != (view.width, view.height):
             raise ValueError(f"{view.image_path}: image is {prep.orig_size[0]}x{prep.orig_size[1]} pixels "
                              f"but view {view.name!r} says {view.width}x{view.height}")
@@ -165,16 +159,15 @@ class PairNetwork:
         from mast3r.fast import CudaGraphForward
 
         key = (tuple(img0.shape), tuple(img1.shape), need_own)
-        graph = self._graphs.get(key)
-        if graph is None:
-            while len(self._graphs) >= self.MAX_GRAPHS:
-                self._graphs.popitem(last=False)
+
+        def capture() -> Any:
             fn = functools.partial(_pair_forward, self.model, need_own=need_own, amp=self._amp())
             t0 = time.perf_counter()
-            graph = self._graphs[key] = CudaGraphForward(fn, img0, img1)
+            graph = CudaGraphForward(fn, img0, img1)
             log.info("captured a CUDA graph for %s in %.1f s", key, time.perf_counter() - t0)
-        self._graphs.move_to_end(key)
-        return graph(img0, img1)
+            return graph
+
+        return self._graphs.get_or(key, capture)(img0, img1)
 
     def run(self, img0: torch.Tensor, img1: torch.Tensor, need_own: bool, n_pairs: int | None = None
             ) -> list[PairForward]:

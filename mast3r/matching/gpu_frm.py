@@ -11,12 +11,12 @@ the exhaustive fp32 kernel of :mod:`mast3r.matching.gpu`.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mast3r.lru import LRU
 from mast3r.matching.gpu import PRECISIONS, _kernels, _multiprocessors, _pad_dim
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -261,8 +261,7 @@ class DeviceFRMPool:
     """
 
     def __init__(self, max_engines: int = 4) -> None:
-        self.max_engines = max(1, max_engines)
-        self._engines: OrderedDict[tuple, DeviceFRM] = OrderedDict()
+        self._engines = LRU(max(1, max_engines))
 
     def __len__(self) -> int:
         return len(self._engines)
@@ -278,17 +277,15 @@ class DeviceFRMPool:
         block: tuple[int, int, int] = FRM_BLOCK,
     ) -> DeviceFRMResult:
         key = (str(seeds.device), len(f0), len(f1), f0.shape[1], len(seeds), max_iter, precision, block)
-        engine = self._engines.get(key)
-        if engine is None:
-            while len(self._engines) >= self.max_engines:
-                self._engines.popitem(last=False)
+
+        def build() -> DeviceFRM:
             engine = DeviceFRM(len(f0), len(f1), f0.shape[1], seeds.to(torch.int64).clone(), max_iter,
                                precision=precision, block=block)
             engine.load(f0, f1)  # the warm-up run before the capture sees real descriptors
-            self._engines[key] = engine.capture()
-        else:
-            engine.seeds.copy_(seeds)
-        self._engines.move_to_end(key)
+            return engine.capture()
+
+        engine = self._engines.get_or(key, build)
+        engine.seeds.copy_(seeds)
         return engine(f0, f1)
 
 
