@@ -190,12 +190,10 @@ class Runner:
         timings: dict[str, float] = defaultdict(float)
         corrs: list[Correspondences] = []
         hits = 0
-        t0 = time.perf_counter()
         try:
             if matched is None:
                 matched = match_sample(self.matcher, self.adapter, sample, cache=self.cache,
                                        data_root=self.data_root, needs_gt=self.needs_gt)
-                matched.seconds = time.perf_counter() - t0
             corrs, hits = matched.corrs, matched.cache_hits
             timings.update(matched.timings)
         except Exception as e:  # noqa: BLE001 - a failed match is a failure record

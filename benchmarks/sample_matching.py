@@ -78,7 +78,8 @@ def match_samples(matcher: Any, adapter: Any, samples: Sequence[Sample], *, cach
     """:func:`match_sample` for several samples at once: their cache misses share ``match_many``
     chunks. One :class:`SampleMatches` per sample; matcher exceptions propagate (for the group)."""
     t0 = time.perf_counter()
-    items = [(s, i, j) for s in samples for i, j in adapter.pairs(s)]
+    pairs = [list(adapter.pairs(s)) for s in samples]
+    items = [(s, i, j) for s, sp in zip(samples, pairs) for i, j in sp]
     keys = [pair_key(s.views[i], s.views[j], data_root) if cache else "" for s, i, j in items]
     out: list[Correspondences | None] = [cache.get(k) if cache else None for k in keys]
     cached = [c is not None for c in out]
@@ -111,8 +112,8 @@ def match_samples(matcher: Any, adapter: Any, samples: Sequence[Sample], *, cach
             done(n, matcher.match(*views(n)))
     seconds = time.perf_counter() - t0
     result, start = [], 0
-    for s in samples:
-        stop = start + len(adapter.pairs(s))
+    for sp in pairs:
+        stop = start + len(sp)
         corrs = [c for c in out[start:stop] if c is not None]
         timings: dict[str, float] = defaultdict(float)
         for c in corrs:
