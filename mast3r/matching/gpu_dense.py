@@ -39,8 +39,9 @@ from mast3r.matching.gpu_screened import (
     SCREEN_CONFIG,
     ScreenConfig,
     ScreenStats,
+    _margins,
     _pow2_scale,
-    score_error_bound,
+    _write_fp16,
 )
 
 __all__ = ["joint_mutual_nn"]
@@ -72,16 +73,13 @@ class _JointTables:
         self.a0[: self.n0].copy_(s0)
         self.a0[self.n0 :].copy_(s0[-1:].expand(len(self.a0) - self.n0, -1))
         self.bt1 = torch.empty((self.dp, self.n_split * self.per), **half)
-        self.bt1[:, : self.n1].copy_(s1.T)
-        self.bt1[:, self.n1 :].copy_(s1[-1:].T)
+        _write_fp16(s1, None, self.bt1)
 
     def second_side(self) -> None:
         self.bt0 = self.a0.T.contiguous()
         self.a1 = self.s1.half()
-        # twice the score error bound, as _margins computes it (each table's norms computed once)
-        n0, n1 = self.s0.norm(dim=1), self.s1.norm(dim=1)
-        self.margin0 = 2 * score_error_bound(n0, n1.amax(), self.dim)
-        self.margin1 = 2 * score_error_bound(n1, n0.amax(), self.dim)
+        self.margin0 = _margins(self.s0, self.s1, self.dim)
+        self.margin1 = _margins(self.s1, self.s0, self.dim)
 
 
 class _Direction:
