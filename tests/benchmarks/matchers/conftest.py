@@ -9,6 +9,9 @@
 * ``blank``: two uniform grey images.
 * ``stereo``: the rectified Middlebury motorcycle pair in skimage and its left disparity
   (``x_right = x_left - d``; ``inf`` where unknown).
+* ``ramps``: two 128 x 100 colour ramps (R = 2 x, G = 2 y of the scene position), image 1 shifted
+  by ``RAMP_SHIFT``: every pixel's colour says where it came from (stand-in networks decode it).
+* ``tiny_checkpoint``: the smallest random MASt3R checkpoint, written once per session.
 """
 
 from __future__ import annotations
@@ -24,12 +27,38 @@ from benchmarks.types import View
 
 SHIFT = (7.0, 3.0)
 SHIFT32 = (16.0, 8.0)
+RAMP_SHIFT = (8.0, 6.0)  # ramp 1 pixel (x, y) shows the scene point (x + 8, y + 6) of ramp 0
 
 
 def make_view(path: Path) -> View:
     with Image.open(path) as im:
         w, h = im.size
     return View(path.name, path, w, h)
+
+
+def write_ramp(path: Path, shift: tuple[float, float] = (0.0, 0.0), size: tuple[int, int] = (128, 100)
+               ) -> View:
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    rgb = np.stack([2 * (xs + shift[0]), 2 * (ys + shift[1]), np.full_like(xs, 64)], -1)
+    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
+    return View(path.name, path, w, h)
+
+
+@pytest.fixture()
+def ramps(tmp_path: Path) -> tuple[View, View]:
+    return write_ramp(tmp_path / "ramp0.png"), write_ramp(tmp_path / "ramp1.png", RAMP_SHIFT)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smallest random MASt3R (about 170 MB: the DPT widths are fixed), written once per session."""
+    from benchmarks.matchers.mast3r import make_random_checkpoint
+
+    path = tmp_path_factory.getbasetemp() / "mast3r-tiny-seed0.pth"
+    if not path.is_file():
+        make_random_checkpoint(path, seed=0, preset="tiny")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from benchmarks.matchers._forward_cache import ForwardCache
 from benchmarks.matchers.dust3r import Dust3rConfig, Dust3rMatcher, reciprocal_nn_3d
 from benchmarks.matchers.mast3r import make_random_checkpoint
-from benchmarks.types import View
 from mast3r.model import EncodedImages, PairOutput, ViewOutput
 
 SHIFT = (8.0, 6.0)  # image 1 pixel (x, y) shows the scene point (x + 8, y + 6) of image 0
@@ -38,19 +36,6 @@ class RampPointmapModel:
         sx, sy = u8[:, 0] / 2, u8[:, 1] / 2
         conf = torch.where(sx < 60, 4.0, 2.0)
         return ViewOutput(pts3d=torch.stack([sx, sy, torch.full_like(sx, 10.0)], -1), conf=conf)
-
-
-def _ramp(path, shift=(0.0, 0.0), size=(128, 100)):
-    w, h = size
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    rgb = np.stack([2 * (xs + shift[0]), 2 * (ys + shift[1]), np.full_like(xs, 64)], -1)
-    Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8)).save(path)
-    return View(path.name, path, w, h)
-
-
-@pytest.fixture()
-def ramps(tmp_path):
-    return _ramp(tmp_path / "r0.png"), _ramp(tmp_path / "r1.png", SHIFT)
 
 
 def test_reciprocal_nn_3d_hand_worked():
