@@ -42,7 +42,7 @@ from benchmarks.adapters._pose_solvers import PoseEstimatorConfig, solve_pair
 from benchmarks.hashing import derive_seed
 from benchmarks.metrics.pose import all_pairs, mean_average_accuracy, pair_errors
 from benchmarks.types import Correspondences, PairIndex, Prediction, Record, Sample, View
-from datasets.synthetic.geometry import viewpoint_angle_deg, viewpoint_bucket
+from datasets.synthetic.geometry import reported_viewpoint, viewpoint_angle_deg
 
 __all__ = ["FrameSampler", "PoseDiffusionProtocol", "RRA_THRESHOLD_DEG", "MAA_MAX_THRESHOLD_DEG",
            "aggregation_name", "pair_viewpoints", "sequence_metrics"]
@@ -87,7 +87,8 @@ def aggregation_name(aggregation: str) -> str:
 
 def pair_viewpoints(views: Sequence[View]) -> tuple[list[float | None], list[str | None]]:
     """GT viewpoint change of every pair ``i < j`` (angle of ``R_j R_i^T``, degrees) and its bucket
-    (``0-30``, ``30-60``, ``60-90``, ``90-180``); None where a pose is unknown."""
+    (``0-30``, ``30-60``, ``60-90``, ``90-180``); None where a pose is unknown. The angle is stored
+    rounded and the bucket is that of the stored value (``reported_viewpoint``)."""
     i_idx, j_idx = all_pairs(len(views))
     angles: list[float | None] = []
     buckets: list[str | None] = []
@@ -97,9 +98,9 @@ def pair_viewpoints(views: Sequence[View]) -> tuple[list[float | None], list[str
             angles.append(None)
             buckets.append(None)
             continue
-        a = viewpoint_angle_deg(np.asarray(Pi), np.asarray(Pj))
-        angles.append(round(a, 6))
-        buckets.append(viewpoint_bucket(min(max(a, 0.0), 180.0)))
+        angle, bucket = reported_viewpoint(viewpoint_angle_deg(np.asarray(Pi), np.asarray(Pj)))
+        angles.append(angle)
+        buckets.append(bucket)
     return angles, buckets
 
 

@@ -20,6 +20,8 @@ __all__ = [
     "rotation_angle_deg",
     "viewpoint_angle_deg",
     "viewpoint_bucket",
+    "reported_viewpoint",
+    "VIEWPOINT_DECIMALS",
     "quat_from_rotmat",
     "rotmat_from_quat",
     "rotation_about_axis",
@@ -104,6 +106,18 @@ def rotation_angle_deg(R: np.ndarray) -> float:
 def viewpoint_angle_deg(cam0_from_world: np.ndarray, cam1_from_world: np.ndarray) -> float:
     """Viewpoint change of a pair: the angle of the relative rotation ``R1 R0^T`` in degrees."""
     return rotation_angle_deg(cam1_from_world[:3, :3] @ cam0_from_world[:3, :3].T)
+
+
+VIEWPOINT_DECIMALS = 6
+"""Decimals a viewpoint angle is stored with (records, sidecars)."""
+
+
+def reported_viewpoint(angle_deg: float) -> tuple[float, str]:
+    """The one rule for storing a viewpoint angle: round it to ``VIEWPOINT_DECIMALS`` and clamp it to
+    [0, 180] degrees, then bucket *that* value, so a stored angle and its bucket always agree whatever
+    the last bits of the float arithmetic (59.99999999999999 is stored as 60.0 and bucketed ``60-90``)."""
+    value = min(max(round(float(angle_deg), VIEWPOINT_DECIMALS), 0.0), 180.0)
+    return value, viewpoint_bucket(value)
 
 
 def viewpoint_bucket(angle_deg: float) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from datasets.synthetic.geometry import viewpoint_angle_deg, viewpoint_bucket
+from datasets.synthetic.geometry import reported_viewpoint, viewpoint_angle_deg
 from datasets.synthetic.gt import gt_correspondences
 from datasets.synthetic.io import read_depth, save_npy, write_json, write_text
 
@@ -92,13 +92,13 @@ class SidecarWriter:
         """Record an evaluated pair; computes its viewpoint angle, bucket and co-visibility."""
         v0, v1 = self.views[view0], self.views[view1]
         P0, P1 = np.array(v0["cam_from_world"]), np.array(v1["cam_from_world"])
-        angle = viewpoint_angle_deg(P0, P1)
+        angle, bucket = reported_viewpoint(viewpoint_angle_deg(P0, P1))
         d0 = self._depths[view0]
         pts0, _ = gt_correspondences(d0, np.array(v0["K"]), P0, self._depths[view1], np.array(v1["K"]), P1,
                                      stride=8)
         n0 = int(np.count_nonzero(d0[::8, ::8] > 0))
-        entry = {"view0": view0, "view1": view1, "angle_deg": round(angle, 6),
-                 "bucket": viewpoint_bucket(angle), "covisible": round(len(pts0) / max(n0, 1), 6), **extra}
+        entry = {"view0": view0, "view1": view1, "angle_deg": angle,
+                 "bucket": bucket, "covisible": round(len(pts0) / max(n0, 1), 6), **extra}
         self.pairs.append(entry)
         return entry
 

@@ -62,3 +62,15 @@ def test_invert_and_relative_pose():
     P = look_at([1, 2, 3], [0, 0, 0], roll_deg=17)
     np.testing.assert_allclose(invert_pose(P) @ P, np.eye(4), atol=1e-12)
     np.testing.assert_allclose(relative_pose(P, P), np.eye(4), atol=1e-12)
+
+
+def test_reported_viewpoint_buckets_the_stored_value():
+    """One rule: the bucket is that of the rounded, stored angle, whatever the float's last bits."""
+    from datasets.synthetic.geometry import reported_viewpoint
+
+    assert reported_viewpoint(59.99999999999999) == (60.0, "60-90")
+    assert reported_viewpoint(60.00000000000001) == (60.0, "60-90")
+    assert reported_viewpoint(29.9999996) == (30.0, "30-60")
+    assert reported_viewpoint(29.999999) == (29.999999, "0-30")
+    assert reported_viewpoint(-1e-12) == (0.0, "0-30")
+    assert reported_viewpoint(180.0000000001) == (180.0, "90-180")
