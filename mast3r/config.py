@@ -48,6 +48,11 @@ class ModelConfig:
         pos_embed: ``"RoPE<base>"`` (2D rotary embedding with frequency base, e.g. ``RoPE100``).
         landscape_only: must be False at inference (the training-time transpose trick is not used).
         freeze, mask_ratio: training-only arguments, kept for a faithful round trip.
+        dpt_layer_dims, dpt_feature_dim, dpt_last_dim, local_feat_hidden_factor: head widths. The
+            defaults are the widths the official code hard-codes (DPT 96/192/384/768, 256, 128; the
+            local-feature MLP's hidden size 4x its input). Other values are this project's own
+            (small trained models); they are written into the constructor string only when they
+            differ from the defaults, and the official loader cannot read such a string.
     """
 
     model_class: str = MAST3R_CLASS
@@ -73,6 +78,10 @@ class ModelConfig:
     norm_im2_in_dec: bool = True
     freeze: str = "none"
     mask_ratio: float = 0.9
+    dpt_layer_dims: tuple[int, int, int, int] = (96, 192, 384, 768)
+    dpt_feature_dim: int = 256
+    dpt_last_dim: int = 128
+    local_feat_hidden_factor: float = 4.0
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -147,6 +156,7 @@ class ModelConfig:
             raise ConfigError(f"unsupported model class {model_class!r} (known: {', '.join(MODEL_CLASSES)})")
         allowed = dict(_CROCO_DEFAULTS)
         allowed.update(_DUST3R_DEFAULTS)
+        allowed.update(_OWN_DEFAULTS)
         if model_class == MAST3R_CLASS:
             allowed.update(_MAST3R_DEFAULTS)
         unknown = sorted(set(kwargs) - set(allowed))
@@ -164,8 +174,9 @@ class ModelConfig:
                 values[key] = _mode(values[key], key)
         if isinstance(values["desc_mode"], tuple | list):  # official default is written ('norm')
             values["desc_mode"] = values["desc_mode"][0]
-        for key in ("mlp_ratio", "mask_ratio"):
+        for key in ("mlp_ratio", "mask_ratio", "local_feat_hidden_factor"):
             values[key] = float(values[key])
+        values["dpt_layer_dims"] = _dims4(values["dpt_layer_dims"])
         return ModelConfig(model_class=model_class, **values)
 
     def to_args_string(self) -> str:
@@ -173,6 +184,7 @@ class ModelConfig:
         skip = {"model_class"}
         if not self.is_mast3r:
             skip |= set(_MAST3R_DEFAULTS)
+        skip |= {k for k, v in _OWN_DEFAULTS.items() if getattr(self, k) == v}  # official strings unchanged
         parts = [f"{f.name}={_literal(getattr(self, f.name))}" for f in fields(self) if f.name not in skip]
         return f"{self.model_class}({', '.join(parts)})"
 
@@ -211,6 +223,10 @@ _DUST3R_DEFAULTS: dict[str, Any] = dict(
     patch_embed_cls="PatchEmbedDust3R",
 )
 _MAST3R_DEFAULTS: dict[str, Any] = dict(desc_mode="norm", two_confs=False, desc_conf_mode=None)
+# This project's head widths (not official constructor arguments; defaults = the official widths).
+_OWN_DEFAULTS: dict[str, Any] = dict(
+    dpt_layer_dims=(96, 192, 384, 768), dpt_feature_dim=256, dpt_last_dim=128, local_feat_hidden_factor=4.0
+)
 
 
 def _validate(cfg: ModelConfig) -> None:
@@ -231,8 +247,15 @@ def _validate(cfg: ModelConfig) -> None:
             fail(f"head_type 'catmlp+dpt' needs output_mode 'pts3d+desc<N>', got {cfg.output_mode!r}")
     elif cfg.output_mode != "pts3d":
         fail(f"head_type {cfg.head_type!r} supports output_mode 'pts3d' only, got {cfg.output_mode!r}")
-    if cfg.head_type in ("dpt", "catmlp+dpt") and cfg.dec_depth <= 9:
-        fail(f"DPT heads need dec_depth > 9, got {cfg.dec_depth}")
+    if cfg.head_type in ("dpt", "catmlp+dpt") and cfg.dec_depth < 2:
+        fail(f"DPT heads need dec_depth >= 2 (hooks [0, L*2//4, L*3//4, L]), got {cfg.dec_depth}")
+    if min(cfg.dpt_layer_dims) < 1 or cfg.dpt_feature_dim < 2 or cfg.dpt_last_dim < 1:
+        fail(f"DPT widths must be positive, got {cfg.dpt_layer_dims}, {cfg.dpt_feature_dim}, "
+             f"{cfg.dpt_last_dim}")
+    if cfg.dpt_feature_dim % 2:
+        fail(f"dpt_feature_dim must be even (the head halves it), got {cfg.dpt_feature_dim}")
+    if not cfg.local_feat_hidden_factor > 0:
+        fail(f"local_feat_hidden_factor must be > 0, got {cfg.local_feat_hidden_factor}")
     if cfg.patch_embed_cls == "ManyAR_PatchEmbed":
         fail(
             "patch_embed_cls 'ManyAR_PatchEmbed' (transposes portrait inputs) is training-only; the official "
@@ -290,6 +313,12 @@ def _pair(value: Any, key: str) -> tuple[int, int]:
     if isinstance(value, tuple | list) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return (int(value[0]), int(value[1]))
     raise ConfigError(f"{key} must be an int or a pair of ints, got {value!r}")
+
+
+def _dims4(value: Any) -> tuple[int, int, int, int]:
+    if isinstance(value, tuple | list) and len(value) == 4 and all(isinstance(v, int) for v in value):
+        return (int(value[0]), int(value[1]), int(value[2]), int(value[3]))
+    raise ConfigError(f"dpt_layer_dims must be 4 ints, got {value!r}")
 
 
 def _single_patch(value: Any) -> int:

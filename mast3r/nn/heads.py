@@ -36,7 +36,7 @@ def _tokens_to_pixels(tokens: torch.Tensor, image_size: tuple[int, int], patch_s
 
 def _pts_conf(raw: torch.Tensor, config: ModelConfig) -> HeadOutput:
     """raw (B, 3 + has_conf, H, W) -> pts3d (B,H,W,3) [+ conf (B,H,W)]."""
-    fmap = raw.permute(0, 2, 3, 1)
+    fmap = raw.permute(0, 2, 3, 1).float()  # postprocess in float32 (heads may run under autocast)
     out = {"pts3d": reg_depth(fmap[..., 0:3], config.depth_mode)}
     if config.conf_mode is not None:
         out["conf"] = reg_conf(fmap[..., 3], config.conf_mode)
@@ -63,6 +63,9 @@ def _make_dpt(config: ModelConfig) -> DPT:
         dim_tokens=(config.enc_embed_dim, config.dec_embed_dim, config.dec_embed_dim, config.dec_embed_dim),
         num_channels=3 + int(config.has_conf),
         patch_size=config.patch_size,
+        layer_dims=config.dpt_layer_dims,
+        feature_dim=config.dpt_feature_dim,
+        last_dim=config.dpt_last_dim,
     )
 
 
@@ -81,7 +84,8 @@ class DPTHead(nn.Module):
 class CatMlpDPTHead(nn.Module):
     """MASt3R ``catmlp+dpt`` head: DPT for pts3d/conf plus an MLP on ``concat(E, dec_norm(D_L))``.
 
-    The MLP (``head_local_features``: Linear(C_e + C_d -> 4x), GELU, Linear(-> (N + two_confs) p^2))
+    The MLP (``head_local_features``: Linear(C_e + C_d -> 4x; ``local_feat_hidden_factor``), GELU,
+    Linear(-> (N + two_confs) p^2))
     predicts per token a p x p patch of N-d descriptors (and a descriptor confidence).
     """
 
@@ -94,13 +98,14 @@ class CatMlpDPTHead(nn.Module):
         self.dpt = _make_dpt(config)
         in_dim = config.enc_embed_dim + config.dec_embed_dim
         p = config.patch_size
-        self.head_local_features = Mlp(in_dim, 4 * in_dim, (desc_dim + int(config.two_confs)) * p * p)
+        hidden = int(config.local_feat_hidden_factor * in_dim)
+        self.head_local_features = Mlp(in_dim, hidden, (desc_dim + int(config.two_confs)) * p * p)
 
     def forward(self, tokens: Sequence[torch.Tensor], image_size: tuple[int, int]) -> HeadOutput:
         cfg = self.config
         out = _pts_conf(self.dpt(tokens, image_size), cfg)
         local = self.head_local_features(torch.cat((tokens[0], tokens[-1]), dim=-1))
-        local = _tokens_to_pixels(local, image_size, cfg.patch_size).permute(0, 2, 3, 1)
+        local = _tokens_to_pixels(local, image_size, cfg.patch_size).permute(0, 2, 3, 1).float()
         out["desc"] = reg_desc(local[..., : self.desc_dim], cfg.desc_mode)
         if cfg.two_confs:
             mode = cfg.desc_conf_mode if cfg.desc_conf_mode is not None else cfg.conf_mode

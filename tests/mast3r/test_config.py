@@ -131,7 +131,9 @@ def test_bad_strings_are_clear_errors(text, match):
     ("changes", "match"),
     [
         (dict(head_type="dpt"), "supports output_mode 'pts3d' only"),
-        (dict(dec_depth=8), "dec_depth > 9"),
+        (dict(dec_depth=1), "dec_depth >= 2"),
+        (dict(dpt_feature_dim=63), "must be even"),
+        (dict(local_feat_hidden_factor=0.0), "local_feat_hidden_factor"),
         (dict(enc_embed_dim=1000), "multiple of enc_num_heads"),
         (dict(dec_embed_dim=24, dec_num_heads=4), "multiple of 4"),
         (dict(img_size=(500, 512)), "multiples of patch_size"),
@@ -182,3 +184,15 @@ def test_property_constructor_string_round_trip(
         img_size=(16 * size[0], 16 * size[1]),
     )
     assert ModelConfig.from_args_string(cfg.to_args_string()) == cfg
+
+
+def test_own_head_widths_round_trip_and_leave_official_strings_unchanged():
+    official = ModelConfig.preset("mast3r_vitl_512").to_args_string()
+    assert "dpt_" not in official and "local_feat" not in official
+    small = ModelConfig(enc_embed_dim=256, enc_depth=6, enc_num_heads=4, dec_embed_dim=128, dec_depth=6,
+                        dec_num_heads=2, dpt_layer_dims=(32, 64, 128, 256), dpt_feature_dim=64,
+                        dpt_last_dim=32, local_feat_hidden_factor=0.5)
+    text = small.to_args_string()
+    assert "dpt_layer_dims=(32, 64, 128, 256)" in text and "local_feat_hidden_factor=0.5" in text
+    assert ModelConfig.from_args_string(text) == small
+    assert small.dpt_hooks == (0, 3, 4, 6)
