@@ -234,7 +234,8 @@ class Mast3r(nn.Module):
         )
 
     def forward_encoded(
-        self, enc0: EncodedImages, enc1: EncodedImages, *, autocast_dtype: torch.dtype | None = None
+        self, enc0: EncodedImages, enc1: EncodedImages, *, autocast_dtype: torch.dtype | None = None,
+        autocast_heads: bool = False,
     ) -> PairOutput:
         """Decoders and heads on already encoded images (reuse one encoding across several pairs)."""
         if enc0.tokens.shape[0] != enc1.tokens.shape[0]:
@@ -245,13 +246,16 @@ class Mast3r(nn.Module):
         device_type = enc0.tokens.device.type
         with _autocast(device_type, autocast_dtype):
             dec0, dec1 = self.decode(enc0, enc1)
-        with torch.autocast(device_type=device_type, enabled=False):  # heads in full precision
+        heads_ctx = (_autocast(device_type, autocast_dtype) if autocast_heads
+                     else torch.autocast(device_type=device_type, enabled=False))  # heads in full precision
+        with heads_ctx:
             view0 = self._run_head(self.downstream_head1, dec0, enc0.shape)
             view1 = self._run_head(self.downstream_head2, dec1, enc1.shape)
         return PairOutput(view0, view1)
 
     def forward(
-        self, img0: torch.Tensor, img1: torch.Tensor, *, autocast_dtype: torch.dtype | None = None
+        self, img0: torch.Tensor, img1: torch.Tensor, *, autocast_dtype: torch.dtype | None = None,
+        autocast_heads: bool = False,
     ) -> PairOutput:
         """Run the network on a batch of pairs.
 
@@ -259,14 +263,15 @@ class Mast3r(nn.Module):
             img0: (B, 3, H0, W0) normalised first images (``(u8/255 - 0.5)/0.5``).
             img1: (B, 3, H1, W1) normalised second images.
             autocast_dtype: run encoder/decoders under autocast with this dtype (torch.bfloat16 or
-                torch.float16); the heads always run in their own dtype (float32) with autocast off.
+                torch.float16); the heads run in their own dtype (float32) with autocast off, unless
+                ``autocast_heads`` (training: heads under the same autocast, postprocess in float32).
 
         Returns:
             PairOutput; ``view1.pts3d`` is expressed in camera-0's frame.
         """
         with _autocast(img0.device.type, autocast_dtype):
             enc0, enc1 = self.encode_pair(img0, img1)
-        return self.forward_encoded(enc0, enc1, autocast_dtype=autocast_dtype)
+        return self.forward_encoded(enc0, enc1, autocast_dtype=autocast_dtype, autocast_heads=autocast_heads)
 
 
 def _autocast(device_type: str, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

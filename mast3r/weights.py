@@ -291,10 +291,13 @@ def load_model(
     return model.eval()
 
 
-def save_safetensors(model: Mast3r, path: str | Path) -> None:
-    """Write the model's weights as safetensors (aliases stored once) with ``args.model`` metadata."""
+def save_safetensors(model: Mast3r, path: str | Path, dtype: torch.dtype | None = None) -> None:
+    """Write the model's weights as safetensors (aliases stored once) with ``args.model`` metadata;
+    ``dtype`` converts floating-point tensors (e.g. torch.float16 for a small distributable file)."""
     from safetensors.torch import save_file
 
     aliases = {k for group in _alias_groups(model) for k in group[1:]}
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in aliases}
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     save_file(tensors, str(path), metadata={SAFETENSORS_MODEL_KEY: model.config.to_args_string()})
