@@ -127,6 +127,17 @@ def _train_flop_per_pair(model: nn.Module, criterion: Callable, batch: tuple[dic
     return counter.get_total_flops() / n
 
 
+UNUSED_PARAMETERS = ("mask_token", "refinenet4.resConfUnit1.")
+"""Parameters no forward reads (the pre-training mask token; DPT's coarsest fusion block has no skip
+input): frozen for training, so DDP needs no unused-parameter search and AdamW does not decay them."""
+
+
+def _freeze_unused(model: nn.Module) -> None:
+    for name, p in model.named_parameters():
+        if name == UNUSED_PARAMETERS[0] or UNUSED_PARAMETERS[1] in name:
+            p.requires_grad_(False)
+
+
 def _ddp(model: nn.Module, device: torch.device, world_size: int) -> nn.Module:
     if world_size <= 1:
         return model
@@ -179,6 +190,7 @@ def train(cfg: TrainConfig, *, source: PairSource, val_source: PairSource | None
     model_string = mconf.to_args_string()
     torch.manual_seed(cfg.seed)
     model = Mast3r(mconf).to(device).train()
+    _freeze_unused(model)
     optimizer = make_optimizer(model, cfg.optim, device)
     start = 0
     if resume and ckpt_path.exists():
