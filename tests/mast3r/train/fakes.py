@@ -39,7 +39,8 @@ class FakePairs:
             views.append({
                 "img": torch.rand(3, h, w, generator=g) * 2 - 1, "true_shape": torch.tensor([h, w]),
                 "pts3d": world, "camera_pose": pose, "camera_intrinsics": K,
-                "valid_mask": torch.ones(h, w, dtype=torch.bool), "sky_mask": torch.zeros(h, w, dtype=torch.bool),
+                "valid_mask": torch.ones(h, w, dtype=torch.bool),
+                "sky_mask": torch.zeros(h, w, dtype=torch.bool),
                 "is_metric_scale": torch.tensor(True), "corres": corres,
                 "valid_corres": torch.arange(self.n) < self.n // 2,
             })

@@ -26,7 +26,8 @@ from fakes import TINY_MODEL, FakePairs  # noqa: E402
 
 def simple_criterion(gt1, gt2, pred1, pred2):
     """Mean pointmap L1 + descriptor agreement at the positives: enough to move every head."""
-    reg = (pred1["pts3d"] - gt1["pts3d"]).abs().mean() + (pred2["pts3d_in_other_view"] - gt2["pts3d"]).abs().mean()
+    reg = ((pred1["pts3d"] - gt1["pts3d"]).abs().mean()
+           + (pred2["pts3d_in_other_view"] - gt2["pts3d"]).abs().mean())
     b = torch.arange(gt1["corres"].shape[0])[:, None]
     c1, c2 = gt1["corres"], gt2["corres"]
     d1 = pred1["desc"][b, c1[..., 1], c1[..., 0]]
@@ -107,7 +108,8 @@ KILL_SCRIPT = textwrap.dedent("""
                 os.kill(os.getpid(), signal.SIGKILL)
             return super().batch(step, start, stop)
 
-    train(_cfg(), source=Killer(0), val_source=None, out_dir={out!r}, criterion=simple_criterion, progress=False)
+    train(_cfg(), source=Killer(0), val_source=None, out_dir={out!r}, criterion=simple_criterion,
+          progress=False)
 """)
 
 
@@ -128,7 +130,7 @@ def test_resume_after_sigkill_continues_at_the_exact_step_with_identical_weights
     assert [int(r["step"]) for r in _rows(killed / "log.csv")] == [1, 2, 3, 4, 5, 6]
     a, b = _weights(straight / CHECKPOINT_NAME), _weights(killed / CHECKPOINT_NAME)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert _rows(straight / "log.csv") [-1]["loss"] == _rows(killed / "log.csv")[-1]["loss"]
+    assert _rows(straight / "log.csv")[-1]["loss"] == _rows(killed / "log.csv")[-1]["loss"]
 
 
 def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
