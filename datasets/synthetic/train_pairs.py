@@ -20,6 +20,7 @@ Benchmark: ``python -m datasets.synthetic.train_pairs --bench --device cuda --ba
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 
@@ -29,10 +30,11 @@ import torch
 from datasets.synthetic.geometry import invert_pose
 from datasets.synthetic.textures import TextureBank, make_texture_bank
 from datasets.synthetic.train_corres import color_jitter, sample_correspondences, to_network_input
-from datasets.synthetic.train_render import TorchTextures, pack_scenes, render_views
+from datasets.synthetic.train_render import TorchTextures, pack_rows, render_views, scene_rows
 from datasets.synthetic.train_scenes import PairSpec, SceneConfig, make_pair
 
-__all__ = ["TRAIN_NAMESPACE", "PairSamplerConfig", "PairSampler", "pair_rng", "step_rng", "bank_rng"]
+__all__ = ["TRAIN_NAMESPACE", "PairSamplerConfig", "PairSampler", "pair_rng", "step_rng", "bank_rng",
+           "pair_spec", "pair_arrays"]
 
 TRAIN_NAMESPACE = 0x6D337472  # "m3tr": first spawn-key word of every training generator
 
@@ -105,17 +107,90 @@ def bank_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(TRAIN_NAMESPACE, 3)))
 
 
+def pair_spec(seed: int, step: int, index: int, h: int, w: int, config: PairSamplerConfig,
+              bank: TextureBank) -> tuple[PairSpec, np.ndarray]:
+    """Scene, cameras and (2, 4) colour-jitter parameters of pair ``(step, index)`` at (h, w)."""
+    rng = pair_rng(seed, step, index)
+    spec = make_pair(rng, bank, h, w, config.scene)
+    c = config
+    lo = np.array([1 - c.brightness, 1 - c.contrast, 1 - c.saturation, -c.hue])
+    hi = np.array([1 + c.brightness, 1 + c.contrast, 1 + c.saturation, c.hue])
+    return spec, rng.uniform(lo, hi, (2, 4))
+
+
+def pair_arrays(seed: int, step: int, index: int, h: int, w: int, config: PairSamplerConfig,
+                bank: TextureBank) -> tuple:
+    """:func:`pair_spec` as plain arrays: ``(scene rows (see train_render.scene_rows), K1, P1, K2, P2,
+    jitter (2, 4), key, angle_deg)``; small and picklable (what worker processes send back)."""
+    spec, jit = pair_spec(seed, step, index, h, w, config, bank)
+    return (scene_rows(spec.scene), spec.K1, spec.P1, spec.K2, spec.P2, jit, spec.key, spec.angle_deg)
+
+
+_WORKER: dict = {}  # per worker process: (seed, config, bank), set once by _init_worker
+
+
+def _init_worker(seed: int, config: PairSamplerConfig, bank: TextureBank) -> None:
+    _WORKER["args"] = (seed, config, bank)
+
+
+def _worker_arrays(job: tuple[int, int, int, int]) -> tuple:
+    seed, config, bank = _WORKER["args"]
+    step, index, h, w = job
+    return pair_arrays(seed, step, index, h, w, config, bank)
+
+
 class PairSampler:
     """Renders training pairs on ``device`` (see the module docstring)."""
 
     def __init__(self, config: PairSamplerConfig, *, seed: int, device: str | torch.device = "cpu",
-                 bank: TextureBank | None = None) -> None:
+                 bank: TextureBank | None = None, workers: int = 0, prefetch: bool = True) -> None:
+        """``workers > 0``: the CPU scene/camera setup runs in that many spawned processes (same pairs),
+        and with ``prefetch`` the setup of ``(step + 1, start, stop)`` starts as soon as a batch is
+        handed out. ``bank``: a texture bank to use instead of the training bank of ``seed``."""
         self.config = config
         self.seed = int(seed)
         self.device = torch.device(device)
         self.bank = bank if bank is not None else make_texture_bank(bank_rng(self.seed), config.n_noise,
                                                                     config.n_rect)
         self.textures = TorchTextures(self.bank, self.device)
+        self.prefetch = prefetch
+        self._pool = None
+        self._pending: dict[tuple[int, int, int], object] = {}
+        if workers > 0:
+            ctx = mp.get_context("spawn")
+            self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(self.seed, config, self.bank))
+
+    def close(self) -> None:
+        """Stop the worker processes (if any)."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+            self._pool = None
+            self._pending.clear()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _submit(self, step: int, start: int, stop: int):
+        h, w = self.resolution(step)
+        jobs = [(step, i, h, w) for i in range(start, stop)]
+        chunk = max(1, len(jobs) // (4 * self._pool._processes))
+        return self._pool.map_async(_worker_arrays, jobs, chunksize=chunk)
+
+    def _arrays(self, step: int, start: int, stop: int) -> list[tuple]:
+        if self._pool is None:
+            h, w = self.resolution(step)
+            return [pair_arrays(self.seed, step, i, h, w, self.config, self.bank) for i in range(start, stop)]
+        fut = self._pending.pop((step, start, stop), None)
+        if fut is None:
+            self._pending.clear()  # a jump: drop stale prefetches
+            fut = self._submit(step, start, stop)
+        if self.prefetch:
+            self._pending[(step + 1, start, stop)] = self._submit(step + 1, start, stop)
+        return fut.get()
 
     def resolution(self, step: int) -> tuple[int, int]:
         """(H, W) of every pair of ``step``."""
@@ -125,13 +200,7 @@ class PairSampler:
 
     def spec(self, step: int, index: int, h: int, w: int) -> tuple[PairSpec, np.ndarray]:
         """Scene, cameras and (2, 4) colour-jitter parameters of pair ``(step, index)`` at (h, w)."""
-        rng = pair_rng(self.seed, step, index)
-        spec = make_pair(rng, self.bank, h, w, self.config.scene)
-        c = self.config
-        lo = np.array([1 - c.brightness, 1 - c.contrast, 1 - c.saturation, -c.hue])
-        hi = np.array([1 + c.brightness, 1 + c.contrast, 1 + c.saturation, c.hue])
-        jit = rng.uniform(lo, hi, (2, 4))
-        return spec, jit
+        return pair_spec(self.seed, step, index, h, w, self.config, self.bank)
 
     def batch(self, step: int, start: int, stop: int) -> tuple[dict, dict]:
         """Pairs ``[start, stop)`` of ``step`` as two view dicts (B = stop - start, tensors on the device):
@@ -148,12 +217,12 @@ class PairSampler:
         if not 0 <= start < stop:
             raise ValueError(f"PairSampler.batch: need 0 <= start < stop, got {start}, {stop}")
         h, w = self.resolution(step)
-        specs, jits = zip(*(self.spec(step, i, h, w) for i in range(start, stop)))
-        B = len(specs)
+        rows, K1, P1, K2, P2, jits, keys, angles = zip(*self._arrays(step, start, stop))
+        B = len(rows)
         dev = self.device
-        packed = pack_scenes([s.scene for s in specs], dev)
-        Ks = np.stack([s.K1 for s in specs] + [s.K2 for s in specs]).astype(np.float32)
-        Ps = np.stack([s.P1 for s in specs] + [s.P2 for s in specs])
+        packed = pack_rows(list(rows), dev)
+        Ks = np.stack(K1 + K2).astype(np.float32)
+        Ps = np.stack(P1 + P2)
         poses = np.stack([invert_pose(P) for P in Ps]).astype(np.float32)
         K = torch.from_numpy(Ks).to(dev)
         cfw = torch.from_numpy(Ps.astype(np.float32)).to(dev)
@@ -164,11 +233,11 @@ class PairSampler:
             jit = np.concatenate([np.stack([j[0] for j in jits]), np.stack([j[1] for j in jits])])
             img = color_jitter(img, torch.from_numpy(jit.astype(np.float32)).to(dev))
         img = to_network_input(img)
-        key = torch.tensor([s.key for s in specs], dtype=torch.int64, device=dev)
+        key = torch.tensor(keys, dtype=torch.int64, device=dev)
         c1, c2, vc, nrec = sample_correspondences(r.pts3d[:B], r.valid[:B], K[:B], cfw[:B], r.pts3d[B:],
                                                   r.valid[B:], K[B:], cfw[B:], key, self.config.n_corres,
                                                   self.config.nneg)
-        angle = torch.tensor([s.angle_deg for s in specs], dtype=torch.float32, device=dev)
+        angle = torch.tensor(angles, dtype=torch.float32, device=dev)
         shape = torch.tensor([[h, w]] * B, dtype=torch.int64, device=dev)
         pid = torch.tensor([[step, i] for i in range(start, stop)], dtype=torch.int64, device=dev)
         pose_t = torch.from_numpy(poses).to(dev)
@@ -187,7 +256,7 @@ class PairSampler:
 def _bench(args: argparse.Namespace) -> None:
     dev = torch.device(args.device)
     cfg = PairSamplerConfig(n_corres=args.n_corres)
-    sampler = PairSampler(cfg, seed=args.seed, device=dev)
+    sampler = PairSampler(cfg, seed=args.seed, device=dev, workers=args.workers)
 
     def sync():
         if dev.type == "cuda":
@@ -198,12 +267,13 @@ def _bench(args: argparse.Namespace) -> None:
     t_setup = 0.0
     dt = 0.0
     for step in range(1, args.steps + 1):
-        ts = time.perf_counter()  # the CPU scene/camera setup alone, measured on a few pairs (not counted)
-        h, w = sampler.resolution(step)
-        k = min(4, args.batch)
-        for i in range(k):
-            sampler.spec(step, i, h, w)
-        t_setup += (time.perf_counter() - ts) * args.batch / k
+        if not args.workers:  # the CPU scene/camera setup alone, measured on a few pairs (not counted)
+            ts = time.perf_counter()
+            h, w = sampler.resolution(step)
+            k = min(4, args.batch)
+            for i in range(k):
+                sampler.spec(step, i, h, w)
+            t_setup += (time.perf_counter() - ts) * args.batch / k
         t0 = time.perf_counter()
         v1, v2 = sampler.batch(step, 0, args.batch)
         sync()
@@ -212,8 +282,11 @@ def _bench(args: argparse.Namespace) -> None:
     pos = float(v1["valid_corres"].float().mean())
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(f"device={dev} ({name}) batch={args.batch} steps={args.steps} n_corres={args.n_corres}")
-    print(f"pairs/s: {n / dt:.1f}  (CPU scene setup share {t_setup / max(dt, 1e-9):.0%} est.; "
+    setup = f"CPU scene setup share {t_setup / max(dt, 1e-9):.0%} est." if not args.workers else (
+        f"setup in {args.workers} workers, prefetched")
+    print(f"pairs/s: {n / dt:.1f}  ({setup}; "
           f"last step {tuple(v1['true_shape'][0].tolist())}, positives {pos:.2f} of slots)")
+    sampler.close()
     if dev.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(dev) / 2**30:.2f} GiB")
 
@@ -227,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-corres", type=int, default=2048)
+    p.add_argument("--workers", type=int, default=0, help="CPU processes for the scene setup (0: inline)")
     args = p.parse_args(argv)
     if not args.bench:
         p.error("nothing to do: pass --bench")

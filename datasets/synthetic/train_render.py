@@ -22,7 +22,8 @@ import torch
 from datasets.synthetic.scene import Scene
 from datasets.synthetic.textures import LEVELS, TEXTURE_SIZE, TextureBank
 
-__all__ = ["TorchTextures", "PackedScenes", "pack_scenes", "render_views", "Rendered"]
+__all__ = ["TorchTextures", "PackedScenes", "scene_rows", "pack_rows", "pack_scenes", "render_views",
+           "Rendered"]
 
 _EPS = 1e-6
 # quad features: centre 3, u 3, v 3, n 3, hu, hv, tex, scale, off 2, tint 3 -> 21
@@ -93,38 +94,49 @@ class PackedScenes:
     background: torch.Tensor
 
 
-def pack_scenes(scenes: list[Scene], device: str | torch.device = "cpu") -> PackedScenes:
-    """Pad the primitive lists of ``scenes`` (one numpy setup pass, one transfer per field)."""
-    b = len(scenes)
-    nq = max(1, max(len(s.quads) for s in scenes))
-    ns = max(1, max(len(s.spheres) for s in scenes))
+def scene_rows(scene: Scene) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One scene as ``(quad rows (M, 21), sphere rows (S, 19), [light 3, ambient, diffuse, background 3])``
+    float32 (the row layouts of :class:`PackedScenes`)."""
+    q, sp = scene.quads, scene.spheres
+    m, k = len(q), len(sp)
+    qr = np.zeros((m, _QF), np.float32)
+    if m:
+        qr[:] = np.concatenate([q.center, q.u, q.v, q.normal, q.hu[:, None], q.hv[:, None], q.tex[:, None],
+                                q.tex_scale[:, None], q.tex_offset, q.tint], axis=1)
+    sr = np.zeros((k, _SF), np.float32)
+    if k:
+        sr[:] = np.concatenate([sp.center, sp.radius[:, None], sp.rot.reshape(k, 9), sp.tex[:, None],
+                                sp.repeats, sp.tint], axis=1)
+    glob = np.concatenate([scene.light_dir, [scene.ambient, scene.diffuse], scene.background])
+    glob = glob.astype(np.float32)
+    return qr, sr, glob
+
+
+def pack_rows(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+              device: str | torch.device = "cpu") -> PackedScenes:
+    """Pad per-scene :func:`scene_rows` into one :class:`PackedScenes` (one transfer per field)."""
+    b = len(rows)
+    nq = max(1, max(len(r[0]) for r in rows))
+    ns = max(1, max(len(r[1]) for r in rows))
     Q = np.zeros((b, nq, _QF), np.float32)
     Q[:, :, 12:14] = -1.0
     S = np.zeros((b, ns, _SF), np.float32)
     S[:, :, 3] = -1.0
-    light = np.zeros((b, 3), np.float32)
-    shade = np.zeros((b, 2), np.float32)
-    bg = np.zeros((b, 3), np.float32)
-    for i, sc in enumerate(scenes):
-        q = sc.quads
-        m = len(q)
-        if m:
-            Q[i, :m] = np.concatenate([q.center, q.u, q.v, q.normal, q.hu[:, None], q.hv[:, None],
-                                       q.tex[:, None], q.tex_scale[:, None], q.tex_offset, q.tint], axis=1)
-        sp = sc.spheres
-        k = len(sp)
-        if k:
-            S[i, :k] = np.concatenate([sp.center, sp.radius[:, None], sp.rot.reshape(k, 9), sp.tex[:, None],
-                                       sp.repeats, sp.tint], axis=1)
-        light[i] = sc.light_dir
-        shade[i] = (sc.ambient, sc.diffuse)
-        bg[i] = sc.background
+    for i, (qr, sr, _) in enumerate(rows):
+        Q[i, :len(qr)] = qr
+        S[i, :len(sr)] = sr
+    G = np.stack([r[2] for r in rows])
     dev = torch.device(device)
 
     def t(a):
-        return torch.from_numpy(a).to(dev, non_blocking=True)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dev, non_blocking=True)
 
-    return PackedScenes(t(Q), t(S), t(light), t(shade), t(bg))
+    return PackedScenes(t(Q), t(S), t(G[:, 0:3]), t(G[:, 3:5]), t(G[:, 5:8]))
+
+
+def pack_scenes(scenes: list[Scene], device: str | torch.device = "cpu") -> PackedScenes:
+    """Pad the primitive lists of ``scenes`` into tensors on ``device``."""
+    return pack_rows([scene_rows(s) for s in scenes], device)
 
 
 @dataclass(frozen=True)
