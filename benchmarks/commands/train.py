@@ -50,7 +50,8 @@ def make_sources(cfg, device: str, seed: int):  # noqa: ANN001, ANN201 (datasets
         from datasets.synthetic.train_pairs import PairSampler, PairSamplerConfig
 
         scfg = _source_config(PairSamplerConfig, data.options)
-        return PairSampler(scfg, seed=seed, device=device), PairSampler(scfg, seed=VAL_SEED, device=device)
+        return (PairSampler(scfg, seed=seed, device=device, workers=data.workers),
+                PairSampler(scfg, seed=VAL_SEED, device=device))
     from datasets.co3dv2_train import Co3dPairSource, Co3dPairSourceConfig
 
     ccfg = _source_config(Co3dPairSourceConfig, data.options)

@@ -37,10 +37,12 @@ class DataConfig:
         source: ``"synthetic"`` (GPU-rendered random scenes) or ``"co3dv2"`` (a CO3Dv2 download).
         root: dataset root for real sources.
         options: keyword options of the source's own config (e.g. ``n_corres``, ``resolutions``).
+        workers: CPU processes preparing the next batches (speed only; the pairs are the same).
     """
 
     source: str = "synthetic"
     root: str = ""
+    workers: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
 
