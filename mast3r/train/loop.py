@@ -7,8 +7,8 @@ SIGKILL continues at the exact step, and on the CPU ends with the same weights a
 Under torchrun each rank takes its slice of the global batch; DDP averages the gradients.
 
 Files in ``out_dir``: ``checkpoint-last.pth`` (official container + optimizer), ``log.csv`` (one row every
-``log_every`` steps), ``val.csv`` (validations), ``summary.json`` (throughput, final metrics) and, when
-the last step is reached, ``model.safetensors`` (fp16 weights with the constructor string).
+``log_every`` steps), ``val.csv`` (validations), ``summary.json`` (throughput, final metrics, one entry
+per call) and ``model.safetensors`` (fp16 weights of the last step, with the constructor string).
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def train(cfg: TrainConfig, *, source: PairSource, val_source: PairSource | None
     finished = step >= cfg.optim.steps and not stopped_early
     if rank == 0 and step > start:
         last_val = validate(step)
-    if finished and rank == 0:
+    if rank == 0 and step > start:  # the weights of this call's last step (fp16): what a chunk brings back
         export_weights(model, out_dir / "model.safetensors")
     rate = pairs_done / elapsed if elapsed > 0 else 0.0
     result = TrainResult(start, step, finished, rate, flop, last_val)
