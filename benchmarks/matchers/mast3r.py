@@ -20,8 +20,9 @@ options as the coarse stage (visloc's ``pixel_tol`` seeding needs map points, wh
 does not have); ``pts3d0/1`` of refined matches come from the coarse pointmaps at the nearest
 network pixel. Only the coarse forward is cached.
 
-The checkpoint defaults to ``$MAST3R_BENCH_CHECKPOINT``; none ships with the project
-(``mast3r-bench weights random-checkpoint OUT`` writes a random-init one for tests).
+The checkpoint defaults to ``$MAST3R_BENCH_CHECKPOINT``, else the embedded default model trained here
+(:data:`mast3r.assets.DEFAULT_MODEL`, SHA-256 pinned and checked); ``size`` 0 means the embedded model's
+own resolution for it and the official 512 for any other checkpoint.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ import numpy as np
 from benchmarks.matchers._forward_cache import (
     ForwardCache,
     PairForward,
+    file_sha256,
     focal_px,
     sample_map_rows,
 )
@@ -63,8 +65,10 @@ class Mast3rConfig:
     """Options of the ``mast3r`` matcher (all part of the run hash).
 
     Attributes:
-        checkpoint: checkpoint path (default ``$MAST3R_BENCH_CHECKPOINT``).
-        size: network long side in pixels (official 512).
+        checkpoint: checkpoint path (default ``$MAST3R_BENCH_CHECKPOINT``; empty: the embedded default
+            model, :func:`resolve_checkpoint`).
+        size: network long side in pixels; 0: the embedded model's training size (320) for it, the
+            official 512 for other checkpoints (:func:`resolve_size`).
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of encoder/decoders).
         frm: matching options (``frm.subsample``, ``frm.dense``, ``frm.border``, ``frm.conf_mode``,
             ``frm.backend``, ...; :class:`mast3r.matching.FRMConfig`).
@@ -89,7 +93,7 @@ class Mast3rConfig:
     """
 
     checkpoint: str = field(default_factory=_env_checkpoint)
-    size: int = 512
+    size: int = 0
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     frm: FRMConfig = field(default_factory=FRMConfig)
     min_conf: float = 0.0
@@ -104,8 +108,8 @@ class Mast3rConfig:
     gelu: Literal["erf", "tanh-fused"] = "erf"
 
     def __post_init__(self) -> None:
-        if self.size < 16:
-            raise ValueError(f"size must be >= 16 pixels, got {self.size}")
+        if self.size != 0 and self.size < 16:
+            raise ValueError(f"size must be 0 (the model's own) or >= 16 pixels, got {self.size}")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise ValueError(f"precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if self.batch_size < 1 or self.c2f_max_size < 0:
@@ -137,12 +141,51 @@ class Mast3rConfig:
                 self.gelu)
 
 
+OFFICIAL_SIZE = 512
+
+
+def resolve_checkpoint(checkpoint: str) -> str:
+    """The checkpoint file to load: ``checkpoint``, or the embedded default model when it is empty
+    (its SHA-256 checked against the pinned one; CheckpointError when it differs)."""
+    if checkpoint:
+        return checkpoint
+    from mast3r.assets import DEFAULT_MODEL, default_checkpoint
+    from mast3r.weights import CheckpointError
+
+    path = default_checkpoint()
+    digest = file_sha256(str(path))
+    if digest != DEFAULT_MODEL.sha256:
+        raise CheckpointError(f"{path}: SHA-256 {digest} is not the pinned {DEFAULT_MODEL.sha256} of the "
+                              "embedded default model (a damaged install?)")
+    return str(path)
+
+
+def resolve_size(size: int, checkpoint: str) -> int:
+    """``size``, or for 0 the embedded model's own size (``checkpoint`` empty) or the official 512."""
+    if size:
+        return size
+    if not checkpoint:
+        from mast3r.assets import DEFAULT_MODEL
+
+        return DEFAULT_MODEL.size
+    return OFFICIAL_SIZE
+
+
 def missing_checkpoint_reason(checkpoint: str, matcher: str = "mast3r",
                               env: str = CHECKPOINT_ENV) -> str | None:
-    """Why ``checkpoint`` cannot be used (None when it is a file)."""
+    """Why ``checkpoint`` cannot be used (None when it is a file, or empty and the embedded model is
+    installed)."""
     hint = (f"set the {matcher} checkpoint (run: matcher.checkpoint=PATH; match: --checkpoint PATH) or "
             f"${env}; `mast3r-bench weights random-checkpoint OUT` writes a random test one")
     if not checkpoint:
+        if matcher == "mast3r":
+            try:
+                from mast3r.assets import default_checkpoint
+
+                default_checkpoint()
+                return None
+            except FileNotFoundError as exc:
+                return f"no checkpoint configured and {exc}"
         return f"no checkpoint configured: {hint}"
     if not Path(checkpoint).is_file():
         return f"checkpoint {checkpoint} not found: {hint}"
@@ -171,8 +214,10 @@ class Mast3rMatcher:
         if network is None:
             if model is None and (reason := missing_checkpoint_reason(c.checkpoint, self.name)):
                 raise FileNotFoundError(reason)
-            network = PairNetwork(c.checkpoint, c.size, c.precision, device, cache=forward_cache, model=model,
-                                  fast=c.fast_options(), cuda_graph=c.cuda_graph)
+            checkpoint = c.checkpoint if model is not None else resolve_checkpoint(c.checkpoint)
+            network = PairNetwork(checkpoint, resolve_size(c.size, c.checkpoint), c.precision, device,
+                                  cache=forward_cache, model=model, fast=c.fast_options(),
+                                  cuda_graph=c.cuda_graph)
         self.network = network
         self.frm_engines = _frm_pool(device)
 
