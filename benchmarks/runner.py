@@ -59,6 +59,7 @@ from benchmarks import distributed as dist
 from benchmarks.config import to_dict
 from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
+from benchmarks.progress import ProgressLines
 from benchmarks.registry import ADAPTERS, MATCHERS
 from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root  # noqa: F401 - re-exported
 from benchmarks.sample_matching import SampleMatches, match_sample, matched_groups
@@ -311,8 +312,9 @@ class Runner:
             desc += f" [rank 0 of {comm.world_size}]"
         bar = tqdm(total=total, initial=initial, unit="sample", desc=desc,
                    disable=None if show is None else not show, leave=False)
+        lines = ProgressLines(desc, total, initial, enabled=show is None and bar.disable)  # no terminal
         pairs, t0 = 0, time.perf_counter()
-        with store, bar:
+        with store, bar, lines:
             for sample, matched in matched_groups(self.matcher, self.adapter, samples, cache=self.cache,
                                                   data_root=self.data_root, needs_gt=self.needs_gt):
                 if sleep:
@@ -320,6 +322,7 @@ class Runner:
                 store.append(self.process(sample, matched))
                 pairs += len(self.adapter.pairs(sample))
                 bar.update()
+                lines.update()
         return dist.rates(len(samples), pairs, time.perf_counter() - t0)
 
     def _finish(self, state: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
