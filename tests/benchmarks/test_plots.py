@@ -102,8 +102,9 @@ def _mapfree_run(results: Path, matcher: str, vcre: list) -> RunDir:
     path = results / "runs" / "mapfree" / matcher / "default-00000000"
     path.mkdir(parents=True)
     (path / "config.json").write_text(json.dumps({"key": matcher, "matcher": matcher, "adapter": "mapfree"}))
-    (path / "summary.json").write_text(json.dumps({"bench": "mapfree", "matcher": matcher, "slug": "default",
-                                                   "num_records": len(vcre), "num_failures": 0, "metrics": {}}))
+    summary = {"bench": "mapfree", "matcher": matcher, "slug": "default", "num_records": len(vcre),
+               "num_failures": 0, "metrics": {}}
+    (path / "summary.json").write_text(json.dumps(summary))
     recs = [Record(f"s{i}", {"vcre_px": v}, {"success": v is not None}) for i, v in enumerate(vcre)]
     (path / "records.jsonl").write_text("".join(json.dumps(to_jsonable(r)) + "\n" for r in recs))
     return RunDir(path)
