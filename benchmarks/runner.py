@@ -367,7 +367,7 @@ def run_benchmark(bench: str, matcher: str, *, overrides: Mapping[str, str] | No
     :class:`benchmarks.distributed.Comm` and a CUDA matcher gets ``cuda:<LOCAL_RANK>``."""
     adapter_cls, matcher_cls = ADAPTERS.get(bench), MATCHERS.get(matcher)
     configs = resolve_configs(adapter_cls, matcher_cls, overrides)
-    root = resolve_data_root(data_root)
+    root = resolve_data_root(data_root, getattr(adapter_cls, "data_dir", bench))
     device = device if device not in (None, "auto") else default_device(matcher_cls)
     if comm is not None and comm.distributed:
         device = dist.rank_device(device, comm.local_rank)
