@@ -116,7 +116,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
     """A readable label of the settings that differ from the defaults, e.g.
-    ``"estimator.max_error_px=2.0"``; ``"default"`` when none do. Configs whose class cannot be built
+    ``"estimator.max_error_px=2.0"``; ``"default"`` when none do; a path value is shortened to its file
+    name (``matcher.checkpoint=w.pth``). Configs whose class cannot be built
     without arguments are compared field by field against nothing (all fields listed)."""
     parts = []
     for group, cfg in configs.items():
@@ -126,6 +127,7 @@ def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
             defaults = {}
         for key, value in _flat(to_dict(cfg)).items():
             if key not in defaults or defaults[key] != value:
+                value = Path(value).name if isinstance(value, str) and "/" in value else value  # no paths
                 parts.append(f"{group}.{key}={value}")
     if seed:
         parts.append(f"seed={seed}")
