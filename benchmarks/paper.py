@@ -43,7 +43,7 @@ from benchmarks.store import RecordStore
 
 __all__ = ["MetricSpec", "PaperTable", "PAPER_TABLES", "RunInfo", "Cell", "load_published", "collect_runs",
            "distinct_labels", "nondefault_settings", "paper_cells", "frm_cells", "bucket_cells",
-           "render_cells", "write_paper_tables", "ours_label", "MAX_WIDTH", "TABLE_NOTES"]
+           "render_cells", "write_paper_tables", "ours_label", "MAX_WIDTH", "TABLE_NOTES", "BENCH_NOTES"]
 log = logging.getLogger(__name__)
 
 PUBLISHED_COLUMNS = ("table", "benchmark", "method", "metric", "value", "unit", "citation", "verified",
@@ -136,10 +136,20 @@ PAPER_TABLES: dict[str, PaperTable] = {t.id: t for t in (
                "score 0: its GT cloud keeps one point per 2 mm voxel (4 mm with --suite-size small), so a "
                "point exactly on the surface is on average ~0.35 x that spacing from the nearest GT point "
                "(accuracy floor), and completeness adds the oracle's 2-px sampling and the surface that no "
-               "matched pair sees."),
+               "matched pair sees. A scan with no point within 20 mm of its GT (or without GT) has no "
+               "score: the official evaluators give NaN for it, so we print '-' for the mean over scans "
+               "rather than invent a penalty; 'unscored' counts such scans."),
 )}
 TABLE_NOTES = {t.id: t.note for t in PAPER_TABLES.values()}
-"""The legend printed under each paper table (also used by :mod:`benchmarks.tables`)."""
+"""The legend printed under each paper table."""
+BENCH_NOTES = {
+    **{b: t.note for t in PAPER_TABLES.values() for b in t.metrics},
+    "aachen": "Recall (%) of queries localized within (0.25 m, 2°) / (0.5 m, 5°) / (5 m, 10°); columns are "
+              "named by their distance.",
+    "inloc": "Recall (%) of queries localized within (0.25 m, 10°) / (0.5 m, 10°) / (1 m, 10°); columns are "
+             "named by their distance.",
+}
+"""The legend under a benchmark's own table (:mod:`benchmarks.tables`)."""
 
 
 @dataclass(frozen=True)

@@ -155,16 +155,15 @@ def select_columns(table: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 
 
 def _md_notes(table: pd.DataFrame, shown: pd.DataFrame, wide: bool) -> list[str]:
-    from benchmarks.paper import PAPER_TABLES
+    from benchmarks.paper import BENCH_NOTES
 
     bench = table.attrs.get("bench")
     notes = []
     if bench and not wide and len(shown.columns) < len(table.columns):
         notes.append(f"Columns: the paper's, in its order and units (fail = failed samples); all "
                      f"{len(table.columns)}: `mast3r-bench table {bench} --wide`.")
-    for t in PAPER_TABLES.values():
-        if bench in t.metrics and t.note:
-            notes.append(t.note)
+    if BENCH_NOTES.get(bench or ""):
+        notes.append(BENCH_NOTES[bench])
     data = table.attrs.get("data") or []
     if data:
         from benchmarks.paper_runs import SYNTHETIC_LABEL
