@@ -7,9 +7,10 @@ legend and the data the runs ran on; ``--wide`` shows every summary metric, ``--
 picks columns (summary keys or the default headers) in every format. CSV and LaTeX hold every column.
 
 ``mast3r-bench table paper``: the MASt3R paper's tables (Map-free, CO3Dv2/RE10K, Aachen/InLoc, DTU,
-the FRM study, and a viewpoint-bucket split) from the runs present, each metric with an ``ours``
-and a ``paper`` column (published numbers with citations; unverified ones marked), written to
-``<out>/paper-<table>.{md,csv,tex}`` (see :mod:`benchmarks.paper`).
+the FRM study, and a viewpoint-bucket split): the paper's rows (published numbers verified against
+arXiv:2406.09756v1, each citing its table), then our runs as rows of their own labelled with the
+data they ran on (``sift (ours, synthetic suite)``), written to ``<out>/paper-<table>.{md,csv,tex}``
+(see :mod:`benchmarks.paper`).
 """
 
 from __future__ import annotations
