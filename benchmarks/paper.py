@@ -1,19 +1,19 @@
 """The MASt3R paper's tables regenerated from the runs present, beside the published numbers.
 
-Tables (:data:`PAPER_TABLES`): ``mapfree`` (Map-free), ``relpose`` (CO3Dv2 / RealEstate10K),
-``visloc`` (Aachen / InLoc), ``dtu`` (DTU), plus ``frm`` (the FRM study: subsample vs accuracy vs
-speed, from the ``mast3r`` runs) and ``buckets`` (a viewpoint-bucket split of every run whose records
-carry a ``*bucket`` meta key, as the synthetic suite's do).
+Tables (:data:`PAPER_TABLES`): ``mapfree`` (Map-free, Table 2), ``relpose`` (CO3Dv2 / RealEstate10K,
+Table 3 left), ``visloc`` (Aachen / InLoc, Table 4), ``dtu`` (DTU, Table 3 right), plus ``frm`` (the FRM
+study: subsample vs accuracy vs speed, from the ``mast3r`` runs) and ``buckets`` (a viewpoint-bucket
+split of every run whose records carry a ``*bucket`` meta key, as the synthetic suite's do).
 
 Published numbers come from ``benchmarks/data/published.csv`` (columns ``table, benchmark, method,
-metric, value, unit, citation, verified, note``; numbers from ``spec/benchmarks.md`` §(e), ``verified``
-exactly as the spec marks them). Every cell says where it comes from: each metric has an ``ours``
-and a ``paper`` column; unverified published values carry a dagger; cells without a run are empty.
-A published method is put on the same row as our run of the matching matcher (``MASt3R`` ->
-``mast3r``, ``DUSt3R``/``DUSt3R (pairwise)`` -> ``dust3r``) when that run has the default settings
-(the checkpoint path aside); other runs get their own rows (``matcher [settings]``).
-Our summary keys are mapped to the paper's metrics by :class:`MetricSpec` (with unit factors, e.g.
-fractions -> percent). Markdown, CSV (long format: one value per line) and LaTeX (booktabs).
+metric, value, unit, citation, verified, note``): every value of those paper tables as
+``spec/published_numbers.md`` verified it, each citing its table (arXiv:2406.09756v1). Rows: the
+paper's methods (``source`` ``paper``), then one row per run of ours, labelled with the data it ran
+on (``sift (ours, synthetic suite)``, ``mast3r (ours, mapfree, val)``): a number of ours never sits
+on a paper row, so a synthetic-suite number cannot pass for a test-set one. Columns: the paper's
+metrics in the paper's order and units (:class:`MetricSpec` maps our summary keys, with unit
+factors, e.g. fractions -> percent). Markdown (split per benchmark when wider than
+:data:`MAX_WIDTH`), CSV (long format: one value per line) and LaTeX (booktabs).
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from benchmarks.mdtable import MAX_WIDTH, markdown_table, width, wrap_notes
 from benchmarks.paper_runs import (
+    SYNTHETIC_LABEL,
     RunInfo,
     bucket_key,
     bucket_records,
@@ -41,12 +43,11 @@ from benchmarks.store import RecordStore
 
 __all__ = ["MetricSpec", "PaperTable", "PAPER_TABLES", "RunInfo", "Cell", "load_published", "collect_runs",
            "distinct_labels", "nondefault_settings", "paper_cells", "frm_cells", "bucket_cells",
-           "render_cells", "write_paper_tables"]
+           "render_cells", "write_paper_tables", "ours_label", "MAX_WIDTH", "TABLE_NOTES", "BENCH_NOTES"]
 log = logging.getLogger(__name__)
 
 PUBLISHED_COLUMNS = ("table", "benchmark", "method", "metric", "value", "unit", "citation", "verified",
                      "note")
-METHOD_MATCHERS = {"MASt3R": "mast3r", "DUSt3R": "dust3r", "DUSt3R (pairwise)": "dust3r"}
 DAGGER = "†"
 
 
@@ -54,12 +55,19 @@ DAGGER = "†"
 class MetricSpec:
     """A paper metric: ``id`` (as in published.csv), column ``label``, ``unit`` and the candidate
     summary keys of our adapters with the factor that converts each to the paper's unit (the first
-    key present wins; the id itself is tried last)."""
+    key present wins; the id itself is tried last). ``header``: the column header (default: ``label
+    (unit)``; compact tables name the unit in the label or the table's note instead)."""
 
     id: str
     label: str
     unit: str = ""
     keys: tuple[tuple[str, float], ...] = ()
+    header: str = ""
+
+    @property
+    def column(self) -> str:
+        """The column header."""
+        return self.header or (f"{self.label} ({self.unit})" if self.unit else self.label)
 
     def value(self, metrics: Mapping[str, Any]) -> float | None:
         for key, factor in (*self.keys, (self.id, 1.0)):
@@ -71,15 +79,17 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class PaperTable:
-    """``id``, ``title`` and the metrics of each benchmark (in column order)."""
+    """``id``, ``title`` and the metrics of each benchmark (in column order); ``note``: the legend
+    printed under the table (column abbreviations, thresholds)."""
 
     id: str
     title: str
     metrics: Mapping[str, tuple[MetricSpec, ...]] = field(default_factory=dict)
+    note: str = ""
 
 
-def _m(mid: str, label: str, unit: str, *keys: str | tuple[str, float]) -> MetricSpec:
-    return MetricSpec(mid, label, unit, tuple(k if isinstance(k, tuple) else (k, 1.0) for k in keys))
+def _m(mid: str, label: str, unit: str, *keys: str | tuple[str, float], header: str = "") -> MetricSpec:
+    return MetricSpec(mid, label, unit, tuple(k if isinstance(k, tuple) else (k, 1.0) for k in keys), header)
 
 
 def _recalls(conds: Sequence[str], thresholds: Sequence[tuple[float, float]]) -> tuple[MetricSpec, ...]:
@@ -87,33 +97,59 @@ def _recalls(conds: Sequence[str], thresholds: Sequence[tuple[float, float]]) ->
     for c in conds:
         for t, r in thresholds:
             tail = f"{t:g}m_{r:g}deg_pct"
-            out.append(_m(f"{c}_{tail}", f"{c} {t:g}m,{r:g}°", "%", f"{c}_recall_{tail}",
-                          f"{c.upper()}_recall_{tail}"))
+            name = c.upper() if c.startswith("duc") else c
+            out.append(_m(f"{c}_{tail}", f"{name} {t:g}m,{r:g}°", "%", f"{c}_recall_{tail}",
+                          f"{c.upper()}_recall_{tail}", header=f"{name} {t:g}"))
     return tuple(out)
 
 
 _RELPOSE = (_m("rra15_pct", "RRA@15", "%", "rra15_category_mean_pct", "rra15_pooled_pct"),
             _m("rta15_pct", "RTA@15", "%", "rta15_category_mean_pct", "rta15_pooled_pct"),
             _m("maa30_pct", "mAA(30)", "%", "maa30_category_mean_pct", "maa30_pooled_pct"))
+_MAPFREE_NOTE = ("VCRE px, trans m, rot °: median errors; VCRE %: precision at VCRE < 90 px; pose %: "
+                 "precision at < 25 cm and 5°; AUC: area under the precision-recall curve (Map-free).")
 PAPER_TABLES: dict[str, PaperTable] = {t.id: t for t in (
-    PaperTable("mapfree", "Map-free relocalization (paper: test set, single frame)", {"mapfree": (
+    PaperTable("mapfree", "Map-free relocalization (paper: Table 2, test set, single frame)", {"mapfree": (
+        _m("vcre_median_px", "VCRE med.", "px", "avg_median_vcre_px", header="VCRE px"),
+        _m("vcre_precision_pct", "VCRE prec.", "%", "precision_vcre_pct", ("precision_vcre", 100.0),
+           header="VCRE %"),
         _m("vcre_auc", "VCRE AUC", "", "auc_vcre"),
-        _m("vcre_median_px", "Med. VCRE", "px", "avg_median_vcre_px"),
-        _m("vcre_precision_pct", "VCRE Prec.", "%", "precision_vcre_pct", ("precision_vcre", 100.0)),
-        _m("trans_median_m", "Med. trans.", "m", "avg_median_trans_err_m"),
-        _m("rot_median_deg", "Med. rot.", "deg", "avg_median_rot_err_deg"),
-        _m("pose_precision_pct", "Pose Prec.", "%", "precision_pose_pct", ("precision_pose", 100.0)),
-        _m("pose_auc", "Pose AUC", "", "auc_pose"))}),
-    PaperTable("relpose", "Multi-view relative pose: CO3Dv2 and RealEstate10K (10 frames)",
-               {"co3dv2": _RELPOSE, "re10k": _RELPOSE}),
-    PaperTable("visloc", "Visual localization: Aachen Day-Night v1.1 and InLoc (recall %)", {
+        _m("trans_median_m", "trans. med.", "m", "avg_median_trans_err_m", header="trans m"),
+        _m("rot_median_deg", "rot. med.", "deg", "avg_median_rot_err_deg", header="rot °"),
+        _m("pose_precision_pct", "pose prec.", "%", "precision_pose_pct", ("precision_pose", 100.0),
+           header="pose %"),
+        _m("pose_auc", "pose AUC", "", "auc_pose"))}, _MAPFREE_NOTE),
+    PaperTable("relpose", "Multi-view relative pose: CO3Dv2 and RealEstate10K (paper: Table 3 left)",
+               {"co3dv2": _RELPOSE, "re10k": _RELPOSE},
+               "RRA@15 / RTA@15: % of pairs with rotation / translation-direction error < 15°; mAA(30): "
+               "mean accuracy of min(RRA, RTA) over thresholds up to 30°."),
+    PaperTable("visloc", "Visual localization: Aachen Day-Night v1.1 and InLoc (paper: Table 4, recall %)", {
         "aachen": _recalls(("day", "night"), ((0.25, 2), (0.5, 5), (5, 10))),
-        "inloc": _recalls(("duc1", "duc2"), ((0.25, 10), (0.5, 10), (1, 10)))}),
-    PaperTable("dtu", "DTU multi-view stereo (mm, lower is better)", {"dtu": (
+        "inloc": _recalls(("duc1", "duc2"), ((0.25, 10), (0.5, 10), (1, 10)))},
+               "Recall (%) of queries localized within (0.25 m, 2°) / (0.5 m, 5°) / (5 m, 10°) (Aachen) and "
+               "(0.25 m, 10°) / (0.5 m, 10°) / (1 m, 10°) (InLoc); columns are named by their distance."),
+    PaperTable("dtu", "DTU multi-view stereo (paper: Table 3 right, mm, lower is better)", {"dtu": (
         _m("acc_mm", "Acc.", "mm", "accuracy_mm", "mean_accuracy_mm"),
         _m("comp_mm", "Comp.", "mm", "completeness_mm", "mean_completeness_mm"),
-        _m("overall_mm", "Overall", "mm", "chamfer_mm", "mean_overall_mm"))}),
+        _m("overall_mm", "Overall", "mm", "chamfer_mm", "mean_overall_mm"))},
+               "Overall = (Acc. + Comp.) / 2 (DTUeval). On the synthetic suite exact matches (oracle) do not "
+               "score 0: its GT cloud keeps one point per 2 mm voxel (4 mm with --suite-size small), so a "
+               "point exactly on the surface is on average ~0.35 x that spacing from the nearest GT point "
+               "(accuracy floor), and completeness adds the oracle's 2-px sampling and the surface that no "
+               "matched pair sees. A scan with no point within 20 mm of its GT (or without GT) has no "
+               "score: the official evaluators give NaN for it, so we print '-' for the mean over scans "
+               "rather than invent a penalty; 'unscored' counts such scans."),
 )}
+TABLE_NOTES = {t.id: t.note for t in PAPER_TABLES.values()}
+"""The legend printed under each paper table."""
+BENCH_NOTES = {
+    **{b: t.note for t in PAPER_TABLES.values() for b in t.metrics},
+    "aachen": "Recall (%) of queries localized within (0.25 m, 2°) / (0.5 m, 5°) / (5 m, 10°); columns are "
+              "named by their distance.",
+    "inloc": "Recall (%) of queries localized within (0.25 m, 10°) / (0.5 m, 10°) / (1 m, 10°); columns are "
+             "named by their distance.",
+}
+"""The legend under a benchmark's own table (:mod:`benchmarks.tables`)."""
 
 
 @dataclass(frozen=True)
@@ -157,15 +193,21 @@ def load_published(path: str | Path | None = None) -> list[dict[str, Any]]:
 
 
 def _fmt_num(v: float) -> str:
-    return f"{v:.4g}"
+    """4 significant digits; magnitudes below 1e-3 as ``6e-07`` (the oracle's float noise)."""
+    return f"{v:.0e}" if 0 < abs(v) < 1e-3 else f"{v:.4g}"
+
+
+def ours_label(run: RunInfo, label: str) -> str:
+    """The row of a run of ours: ``<label> (ours, <data>)`` (see :func:`benchmarks.paper_runs.data_label`)."""
+    return f"{label} (ours, {run.data or 'data: unknown'})"
 
 
 def paper_cells(table: PaperTable, runs: Sequence[RunInfo],
                 published: Sequence[Mapping[str, Any]]) -> list[Cell]:
-    """Cells of one paper table: published values, and ours for every run on its benchmarks."""
+    """Cells of one paper table: the published values (rows = the paper's methods, ``source``
+    ``paper``), then ours for every run on its benchmarks (rows of their own, :func:`ours_label`)."""
     cells: list[Cell] = []
     specs = {(b, m.id): m for b, ms in table.metrics.items() for m in ms}
-    merged: dict[tuple[str, str], str] = {}  # (bench, our run label) -> published method row
     for p in published:
         if p["table"] != table.id:
             continue
@@ -174,18 +216,15 @@ def paper_cells(table: PaperTable, runs: Sequence[RunInfo],
             log.warning("published.csv: metric %s/%s is not in paper table %s", p["benchmark"], p["metric"],
                         table.id)
             continue
-        cells.append(Cell(table.id, p["method"], p["benchmark"], spec.id, spec.label, "paper", p["value"],
+        cells.append(Cell(table.id, p["method"], p["benchmark"], spec.id, spec.column, "paper", p["value"],
                           p["unit"], p["verified"], p["citation"]))
-        if p["method"] in METHOD_MATCHERS:
-            merged[(p["benchmark"], METHOD_MATCHERS[p["method"]])] = p["method"]
     labels = run_labels(runs)
     for run in runs:
         if run.bench not in table.metrics:
             continue
-        row = merged.get((run.bench, run.matcher)) if nondefault_settings(run) == [] else None
-        row = row or f"{labels[run.path]} (ours)"
+        row = ours_label(run, labels[run.path])
         for spec in table.metrics[run.bench]:
-            cells.append(Cell(table.id, row, run.bench, spec.id, spec.label, "ours", spec.value(run.metrics),
+            cells.append(Cell(table.id, row, run.bench, spec.id, spec.column, "ours", spec.value(run.metrics),
                               spec.unit))
     return cells
 
@@ -204,6 +243,11 @@ def _headline(run: RunInfo) -> tuple[str, float | None]:
     return "", None
 
 
+_FRM_HEADERS = {"matches/pair": "matches", "match s/pair": "match s", "forward s/pair": "fwd s"}
+FRM_NOTE = ("subsample: FRM seed spacing in pixels (dense = exhaustive reciprocal NN); matches, match s, "
+            "fwd s: means per image pair (matching and network seconds).")
+
+
 def frm_cells(runs: Sequence[RunInfo]) -> list[Cell]:
     """The FRM study from every ``mast3r`` run: FRM subsample (``dense`` for exhaustive NN),
     coarse-to-fine, the benchmark's first paper metric, matches / matching time / network time per
@@ -216,19 +260,20 @@ def frm_cells(runs: Sequence[RunInfo]) -> list[Cell]:
     for run in mine:
         mc = run.config.get("matcher_config", {})
         frm = mc.get("frm", {})
-        row = f"{run.bench}: {labels[run.path]}"
+        row = f"{run.bench}: {ours_label(run, labels[run.path])}"
         label, value = _headline(run)
         stats = pair_stats(list(RecordStore(run.path / "records.jsonl").load().values()))
         sub = "dense" if frm.get("dense") else frm.get("subsample")
         c2f = "on" if mc.get("c2f") else "off"
         for metric, val in (("subsample", sub), ("c2f", c2f), (label or "metric", value), *stats.items()):
-            cells.append(Cell("frm", row, run.bench, metric, metric, "ours", val))
+            cells.append(Cell("frm", row, run.bench, metric, _FRM_HEADERS.get(metric, metric), "ours", val))
     return cells
 
 
 def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list[Cell]:
     """Per-bucket summaries (``adapter.summarize`` on each bucket's records) of the runs whose records
-    carry a ``*bucket`` meta key, for the benchmark's first three paper metrics."""
+    carry a ``*bucket`` meta key, for the benchmark's first three paper metrics: one row per (run,
+    bucket), ``<bench>: <run label>, <bucket>``."""
     from benchmarks.config import from_dict
     from benchmarks.registry import ADAPTERS
     from benchmarks.run_setup import resolve_data_root
@@ -252,8 +297,8 @@ def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list
             continue
         for bucket in sorted(groups):
             for spec in specs:
-                cells.append(Cell("buckets", f"{run.bench}: {labels[run.path]}", run.bench,
-                                  f"{bucket}/{spec.id}", f"{bucket} {spec.label}", "ours",
+                row = f"{run.bench}: {ours_label(run, labels[run.path])}, {bucket}"
+                cells.append(Cell("buckets", row, run.bench, spec.id, spec.column, "ours",
                                   spec.value(groups[bucket]), spec.unit))
     return cells
 
@@ -276,12 +321,37 @@ def _latex_escape(s: str) -> str:
     return s
 
 
+def _notes(cells: Sequence[Cell], cites: Sequence[str], note: str) -> list[str]:
+    out = [note] if note else []
+    if any(c.verified is False for c in cells):
+        out.append(f"{DAGGER} not verified against the paper")
+    if any(c.source == "ours" for c in cells):
+        data = sorted({c.row.rsplit("(ours, ", 1)[-1].rstrip(")") for c in cells if "(ours, " in c.row})
+        synth = any(d.startswith(SYNTHETIC_LABEL) for d in data)
+        out.append("(ours, DATA): our runs and the data they ran on" + (
+            f"; {SYNTHETIC_LABEL} = rendered scenes in the benchmark's layout with exact ground truth, "
+            "not the benchmark's test set: not comparable with the paper's rows" if synth else ""))
+    if len(cites) == 1:
+        out.append(f"Paper rows: {cites[0]}.")
+    else:
+        out += [f"[{i + 1}] {t}" for i, t in enumerate(cites)]
+    return out
+
+
+def _md_block(rows: Sequence[str], cols: Sequence[tuple[str, str]], headers: Sequence[str],
+              by: Mapping[tuple[str, str, str], Cell], cites: Sequence[str]) -> str:
+    keep = [r for r in rows if any((r, b, m) in by for b, m in cols)]
+    body = [[r, *(_text(by.get((r, b, m)), "md", cites) for b, m in cols)] for r in keep]
+    return markdown_table(["method", *headers], body)
+
+
 def render_cells(cells: Sequence[Cell], fmt: str = "md", title: str = "",
-                 order: Sequence[tuple[str, str]] = ()) -> str:
-    """Markdown / LaTeX: rows in first-seen order, metric columns in ``order`` (``(bench, metric)``;
-    others after, first-seen), two columns (ours, paper) per metric when a published value exists,
-    published values tagged with their citation ``[n]`` when the table cites several sources;
-    CSV: one cell per line."""
+                 order: Sequence[tuple[str, str]] = (), note: str = "") -> str:
+    """Markdown / LaTeX: rows in first-seen order (the paper's methods, then ours), one column per
+    metric in ``order`` (``(bench, metric)``; others after, first-seen), published values tagged with
+    their citation ``[n]`` when the table cites several sources; ``note`` and the sources under it.
+    Markdown wider than :data:`MAX_WIDTH` is split into one block per benchmark. CSV: one cell per
+    line."""
     if fmt == "csv":
         import io
 
@@ -292,32 +362,34 @@ def render_cells(cells: Sequence[Cell], fmt: str = "md", title: str = "",
             w.writerow([c.table, c.row, c.bench, c.metric, c.source, "" if c.value is None else c.value,
                         c.unit, "" if c.verified is None else str(c.verified).lower(), c.citation])
         return buf.getvalue()
+    if fmt not in ("md", "latex"):
+        raise ValueError(f"unknown format {fmt!r} (md, csv, latex)")
+    if not order:  # the paper's column order of the table the cells belong to
+        order = [(b, m.id) for c in dict.fromkeys(c.table for c in cells) if c in PAPER_TABLES
+                 for b, ms in PAPER_TABLES[c].metrics.items() for m in ms]
     rows = list(dict.fromkeys(c.row for c in cells))
     seen = {(c.bench, c.metric) for c in cells}
     metrics = list(dict.fromkeys([m for m in order if m in seen] + [(c.bench, c.metric) for c in cells]))
-    benches = {b for b, _ in metrics}
-    has_paper = {(c.bench, c.metric) for c in cells if c.source == "paper"}
-    by = {(c.row, c.bench, c.metric, c.source): c for c in cells}
-    labels = {(c.bench, c.metric): c.label + (f" ({c.unit})" if c.unit else "") for c in cells}
-    cols = [(b, m, s) for b, m in metrics for s in (("ours", "paper") if (b, m) in has_paper else ("ours",))]
-    header = [(f"{b} " if len(benches) > 1 else "") + labels[(b, m)]
-              + (f" [{s}]" if (b, m) in has_paper else "") for b, m, s in cols]
+    benches = list(dict.fromkeys(b for b, _ in metrics))
+    by = {(c.row, c.bench, c.metric): c for c in cells}
+    labels = {(c.bench, c.metric): c.label for c in cells}
+    header = [(f"{b} " if len(benches) > 1 else "") + labels[(b, m)] for b, m in metrics]
     cites = list(dict.fromkeys(c.citation for c in cells if c.citation))
-    body = [[r, *(_text(by.get((r, b, m, s)), fmt, cites) for b, m, s in cols)] for r in rows]
-    notes = ([f"{DAGGER} recalled, not verified against the paper"] if any(
-        c.verified is False for c in cells) else []) + [f"[{i + 1}] {t}" for i, t in enumerate(cites)]
+    notes = _notes(cells, cites, note)
     if fmt == "latex":
-        lines = ["\\begin{tabular}{l" + "r" * len(cols) + "}", "\\toprule",
+        body = [[r, *(_text(by.get((r, b, m)), fmt, cites) for b, m in metrics)] for r in rows]
+        lines = ["\\begin{tabular}{l" + "r" * len(metrics) + "}", "\\toprule",
                  " & ".join(["method", *map(_latex_escape, header)]) + " \\\\", "\\midrule"]
         lines += [" & ".join([_latex_escape(r[0]), *r[1:]]) + " \\\\" for r in body]
         lines += ["\\bottomrule", "\\end{tabular}"]
         return "\n".join([f"% {title}" if title else "", *lines, *(f"% {n}" for n in notes)]).lstrip() + "\n"
-    if fmt != "md":
-        raise ValueError(f"unknown format {fmt!r} (md, csv, latex)")
-    from tabulate import tabulate
-
-    text = tabulate(body, headers=["method", *header], tablefmt="github", disable_numparse=True)
-    parts = [f"### {title}" if title else "", text, "\n".join(notes)]
+    blocks = [_md_block(rows, metrics, header, by, cites)]
+    if len(benches) > 1 and width(blocks[0]) > MAX_WIDTH:
+        blocks = []
+        for bench in benches:
+            cols = [(b, m) for b, m in metrics if b == bench]
+            blocks.append(f"{bench}:\n\n" + _md_block(rows, cols, [labels[c] for c in cols], by, cites))
+    parts = [f"### {title}" if title else "", *blocks, wrap_notes(notes)]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -342,6 +414,7 @@ def write_paper_tables(results_root: Path, out_dir: Path, published: Sequence[Ma
         spec = PAPER_TABLES.get(tid)
         order = [(b, m.id) for b, ms in spec.metrics.items() for m in ms] if spec else []
         for fmt, ext in (("md", "md"), ("csv", "csv"), ("latex", "tex")):
-            out[tid][fmt] = render_cells(cells, fmt, title, order)
+            note = FRM_NOTE if tid == "frm" else TABLE_NOTES.get(tid, "")
+            out[tid][fmt] = render_cells(cells, fmt, title, order, note)
             (out_dir / f"paper-{tid}.{ext}").write_text(out[tid][fmt])
     return out

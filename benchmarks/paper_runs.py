@@ -13,7 +13,10 @@ from typing import Any
 from benchmarks.store import list_runs, read_json
 
 __all__ = ["RunInfo", "flatten", "collect_runs", "distinct_labels", "nondefault_settings", "run_labels",
-           "bucket_key", "bucket_records"]
+           "bucket_key", "bucket_records", "data_label", "SYNTHETIC_LABEL"]
+
+SYNTHETIC_LABEL = "synthetic suite"
+"""Data label of runs on the rendered suite (``mast3r-bench synth`` / the main job)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,7 @@ class RunInfo:
     metrics: Mapping[str, Any]
     config: Mapping[str, Any]
     path: Path
+    data: str = ""
 
     @property
     def label(self) -> str:
@@ -115,8 +119,31 @@ def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def data_label(manifest: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> str:
+    """What a run ran on, from its ``manifest.json`` (``dataset_root``) and ``config.json``:
+    ``"synthetic suite"`` (``", small"`` for the small size) for a folder the suite generator wrote
+    (its ``MANIFEST.json``, else a parent folder named ``synthetic``), else the dataset folder's name
+    and the adapter's ``split`` when it has one (``"mapfree, val"``); ``"data: unknown"`` without a
+    manifest."""
+    root = manifest.get("dataset_root") if manifest else None
+    if not root:
+        return "data: unknown"
+    root = Path(str(root))
+    try:
+        from datasets.synthetic.suite import read_manifest
+
+        suite = read_manifest(root)
+    except Exception:  # noqa: BLE001 - a moved or unreadable data root leaves the path rule
+        suite = None
+    if suite is not None or root.parent.name == "synthetic":
+        size = (suite or {}).get("size")
+        return SYNTHETIC_LABEL + (f", {size}" if size and size != "default" else "")
+    split = ((config or {}).get("adapter_config") or {}).get("split")
+    return root.name + (f", {split}" if split else "")
+
+
 def collect_runs(results_root: Path) -> list[RunInfo]:
-    """Every run under ``results_root`` that has a ``summary.json``."""
+    """Every run under ``results_root`` that has a ``summary.json`` (``data``: :func:`data_label`)."""
     out = []
     for run in list_runs(results_root):
         summary = run.read_summary()
@@ -124,7 +151,8 @@ def collect_runs(results_root: Path) -> list[RunInfo]:
             continue
         config = read_json(run.config_path) if run.config_path.is_file() else {}
         out.append(RunInfo(summary["bench"], summary["matcher"], summary.get("slug", run.slug),
-                           flatten(summary.get("metrics", {})), config, run.path))
+                           flatten(summary.get("metrics", {})), config, run.path,
+                           data_label(run.read_manifest(), config)))
     return out
 
 

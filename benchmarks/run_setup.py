@@ -13,14 +13,25 @@ from benchmarks.config import apply_overrides, route_overrides
 __all__ = ["resolve_data_root", "default_device", "resolve_configs"]
 
 
-def resolve_data_root(cli_value: str | os.PathLike | None = None) -> Path:
+def resolve_data_root(cli_value: str | os.PathLike | None = None, bench: str | None = None) -> Path:
     """The data root: ``datasets.paths.data_root`` when available, else the same rule locally
-    (the CLI value, else ``$MAST3R_BENCH_DATA``, else ``./data``)."""
+    (the CLI value, else ``$MAST3R_BENCH_DATA``, else ``./data``).
+
+    With ``bench`` (the benchmark's folder name): when ``<root>/<bench>`` does not exist but the
+    synthetic suite (the main job's) has it in ``<root>/synthetic/<bench>``, FileNotFoundError says
+    so and suggests ``--data <root>/synthetic``; the suite is never used in place of real data
+    silently (a run's identity does not include its data root)."""
     try:
         from datasets.paths import data_root
     except ImportError:
-        return Path(cli_value or os.environ.get("MAST3R_BENCH_DATA") or "data")
-    return Path(data_root(cli_value))
+        root = Path(cli_value or os.environ.get("MAST3R_BENCH_DATA") or "data")
+    else:
+        root = Path(data_root(cli_value))
+    if bench is not None and not (root / bench).exists() and (root / "synthetic" / bench).is_dir():
+        raise FileNotFoundError(
+            f"{root / bench}: no {bench} data there; the synthetic suite (rendered by the main job) has it: "
+            f"add --data {root / 'synthetic'} (or put the real download in {root / bench})")
+    return root
 
 
 def default_device(matcher_cls: type) -> str:

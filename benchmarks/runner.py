@@ -59,6 +59,7 @@ from benchmarks import distributed as dist
 from benchmarks.config import to_dict
 from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
+from benchmarks.progress import ProgressLines
 from benchmarks.registry import ADAPTERS, MATCHERS
 from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root  # noqa: F401 - re-exported
 from benchmarks.sample_matching import SampleMatches, match_sample, matched_groups
@@ -115,7 +116,8 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
     """A readable label of the settings that differ from the defaults, e.g.
-    ``"estimator.max_error_px=2.0"``; ``"default"`` when none do. Configs whose class cannot be built
+    ``"estimator.max_error_px=2.0"``; ``"default"`` when none do; a path value is shortened to its file
+    name (``matcher.checkpoint=w.pth``). Configs whose class cannot be built
     without arguments are compared field by field against nothing (all fields listed)."""
     parts = []
     for group, cfg in configs.items():
@@ -125,6 +127,7 @@ def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
             defaults = {}
         for key, value in _flat(to_dict(cfg)).items():
             if key not in defaults or defaults[key] != value:
+                value = Path(value).name if isinstance(value, str) and "/" in value else value  # no paths
                 parts.append(f"{group}.{key}={value}")
     if seed:
         parts.append(f"seed={seed}")
@@ -311,8 +314,9 @@ class Runner:
             desc += f" [rank 0 of {comm.world_size}]"
         bar = tqdm(total=total, initial=initial, unit="sample", desc=desc,
                    disable=None if show is None else not show, leave=False)
+        lines = ProgressLines(desc, total, initial, enabled=show is None and bar.disable)  # no terminal
         pairs, t0 = 0, time.perf_counter()
-        with store, bar:
+        with store, bar, lines:
             for sample, matched in matched_groups(self.matcher, self.adapter, samples, cache=self.cache,
                                                   data_root=self.data_root, needs_gt=self.needs_gt):
                 if sleep:
@@ -320,6 +324,7 @@ class Runner:
                 store.append(self.process(sample, matched))
                 pairs += len(self.adapter.pairs(sample))
                 bar.update()
+                lines.update()
         return dist.rates(len(samples), pairs, time.perf_counter() - t0)
 
     def _finish(self, state: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -364,7 +369,7 @@ def run_benchmark(bench: str, matcher: str, *, overrides: Mapping[str, str] | No
     :class:`benchmarks.distributed.Comm` and a CUDA matcher gets ``cuda:<LOCAL_RANK>``."""
     adapter_cls, matcher_cls = ADAPTERS.get(bench), MATCHERS.get(matcher)
     configs = resolve_configs(adapter_cls, matcher_cls, overrides)
-    root = resolve_data_root(data_root)
+    root = resolve_data_root(data_root, getattr(adapter_cls, "data_dir", bench))
     device = device if device not in (None, "auto") else default_device(matcher_cls)
     if comm is not None and comm.distributed:
         device = dist.rank_device(device, comm.local_rank)

@@ -154,12 +154,15 @@ def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def sweep_table(variants: Sequence[Variant], metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per variant (index ``variant``): ``n``, ``failures``, the summary metrics (``metrics``
-    restricts and orders them; all-empty ones are dropped) and :data:`SPEED_COLUMNS`."""
+    restricts and orders them; all-empty ones are dropped; a ``num_failures`` metric equal to
+    ``failures`` is not repeated) and :data:`SPEED_COLUMNS`."""
     rows = []
     for v in variants:
         summary = v.result.summary
         records = list(RecordStore(v.result.run_dir.records_path).load().values())
         found = _flatten(summary.get("metrics", {}))
+        if found.get("num_failures") == summary.get("num_failures"):
+            found.pop("num_failures", None)  # one failures column
         if metrics is not None:
             missing = [m for m in metrics if m not in found]
             if missing:

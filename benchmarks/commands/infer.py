@@ -86,4 +86,12 @@ def handler(args: argparse.Namespace) -> int:
         arrays[f"orig_from_net{i}"] = im.orig_from_net
     save_npz_atomic(args.out, arrays)
     log.info("wrote %s (%s)", args.out, ", ".join(sorted(arrays)))
+    print(summary_line(arrays, args.out))
     return 0
+
+
+def summary_line(arrays: dict, out: Path) -> str:
+    """``"pointmaps 384x512 + 384x512 (pts3d, conf, ...) -> OUT.npz"``: the shapes written."""
+    shapes = " + ".join("x".join(str(int(v)) for v in arrays[f"true_shape{i}"]) for i in (0, 1))
+    names = sorted({k[:-1] for k in arrays if k[-1] in "01"})
+    return f"pointmaps {shapes} ({', '.join(names)}) -> {out}"

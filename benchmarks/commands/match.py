@@ -65,4 +65,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handler(args: argparse.Namespace) -> int:
     from benchmarks.pair_match import run  # torch and the model load only when the command runs
 
-    return run(args)
+    rc = run(args)
+    if rc == 0:
+        print(summary_line(args.out))
+    return rc
+
+
+def summary_line(out: Path) -> str:
+    """``"<n> matches -> OUT.npz"`` from the file written (``conf`` holds one score per match)."""
+    import numpy as np
+
+    with np.load(out) as data:
+        n = len(data["conf"]) if "conf" in data else 0
+        extra = " (coarse-to-fine)" if "windows0" in data else ""
+    return f"{n} matches{extra} -> {out}"

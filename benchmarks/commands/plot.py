@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c = sub.add_parser("curves", help="cumulative error / precision-recall curves of runs")
     _runs_args(c)
     c.add_argument("--kind", choices=["cumulative", "pr"], default="cumulative")
-    c.add_argument("--max", type=float, dest="max_value", help="cumulative: largest threshold")
+    c.add_argument("--max", type=float, dest="max_value",
+                   help="cumulative: largest threshold (default: the benchmark's own, e.g. VCRE 90 px)")
     c.add_argument("--threshold", type=float, help="pr: a sample is correct when metric < threshold")
     f = sub.add_parser("frm", help="FRM subsample vs accuracy vs speed of mast3r runs")
     _runs_args(f)

@@ -85,3 +85,13 @@ def test_infer_bad_input_is_one_line(tmp_path: Path, refvec_dir: Path, capsys, w
     err = capsys.readouterr().err.strip()
     assert rc == 2 and not out.exists()
     assert len(err.splitlines()) == 1 and "junk.png" in err and err.startswith("mast3r-bench infer: error:")
+
+
+def test_infer_summary_line_names_shapes_and_path(tmp_path: Path):
+    from benchmarks.commands.infer import summary_line
+
+    arrays = {"pts3d0": np.zeros((96, 128, 3)), "conf0": np.zeros((96, 128)),
+              "pts3d1": np.zeros((80, 128, 3)), "conf1": np.zeros((80, 128)),
+              "true_shape0": np.array([96, 128]), "true_shape1": np.array([80, 128])}
+    line = summary_line(arrays, tmp_path / "o.npz")
+    assert line == f"pointmaps 96x128 + 80x128 (conf, pts3d, true_shape) -> {tmp_path / 'o.npz'}"

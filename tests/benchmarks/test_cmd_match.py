@@ -136,3 +136,13 @@ def test_match_coarse_to_fine_glue_with_shifted_images(tmp_path, monkeypatch):
     assert np.all(res["conf"] == 2)
     w0 = res["windows0"][res["pair_index"]]
     np.testing.assert_allclose((res["pts0"] + 0.5) / 2 - 0.5, res["xy0"] + w0[:, :2])
+
+
+def test_match_prints_a_one_line_summary(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        PIL.Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(tmp_path / name)
+    out = tmp_path / "m.npz"
+    assert main(["match", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--matcher", "random",
+                 "--opt", "num_matches=12", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"{len(np.load(out)['conf'])} matches -> {out}"

@@ -11,6 +11,7 @@ import pytest
 
 from benchmarks import paper
 from benchmarks.cli import main
+from benchmarks.paper import DAGGER
 from benchmarks.store import to_jsonable
 from benchmarks.types import Record
 
@@ -32,38 +33,59 @@ def fake_run(results: Path, bench: str, matcher: str, slug: str, metrics: dict, 
     return path
 
 
+SPEC = next((p / "shared" / "spec" / "published_numbers.md" for p in Path(__file__).resolve().parents[2:4]
+             if (p / "shared" / "spec" / "published_numbers.md").is_file()), Path("missing"))
+
+
 def test_published_csv_is_the_spec():
+    """Values as spec/published_numbers.md verified them (arXiv v1 tables), each citing its table."""
     rows = paper.load_published()
     by = {(r["benchmark"], r["method"], r["metric"]): r for r in rows}
 
-    def check(bench, method, metric, value, verified):
+    def check(bench, method, metric, value, table):
         row = by[(bench, method, metric)]
-        assert row["value"] == pytest.approx(value) and row["verified"] is verified, (bench, method, metric)
+        assert row["value"] == pytest.approx(value) and row["verified"], (bench, method, metric)
+        assert row["citation"].endswith(table) or f"{table} " in row["citation"], row["citation"]
 
-    check("mapfree", "MASt3R", "vcre_auc", 0.933, True)
-    check("mapfree", "MASt3R", "trans_median_m", 0.36, True)
-    check("mapfree", "MASt3R", "vcre_precision_pct", 79.3, False)
-    check("mapfree", "MASt3R", "pose_auc", 0.740, False)
-    check("mapfree", "DUSt3R", "vcre_auc", 0.697, True)
-    check("mapfree", "LoFTR (KBR depth)", "vcre_precision_pct", 34, True)
-    check("co3dv2", "MASt3R", "maa30_pct", 81.8, True)
-    check("co3dv2", "DUSt3R (pairwise)", "maa30_pct", 77.2, True)
-    check("co3dv2", "DUSt3R (pairwise)", "rra15_pct", 94.3, False)
-    check("co3dv2", "PoseDiffusion", "rta15_pct", 79.8, False)
-    check("re10k", "MASt3R", "maa30_pct", 76.4, True)
-    check("re10k", "DUSt3R-GA", "maa30_pct", 67.7, False)
-    check("dtu", "MASt3R", "overall_mm", 0.374, True)
-    check("dtu", "DUSt3R", "overall_mm", 1.741, True)
-    check("dtu", "DUSt3R", "acc_mm", 2.677, False)
-    check("dtu", "GeoMVSNet", "overall_mm", 0.295, True)
-    check("aachen", "SuperPoint+SuperGlue (NetVLAD top-50)", "night_0.5m_5deg_pct", 93.9, True)
-    check("aachen", "MASt3R (top-20)", "day_0.25m_2deg_pct", 83.4, False)
-    check("inloc", "SuperPoint+SuperGlue (temporal pairs)", "duc2_1m_10deg_pct", 82.4, True)
-    check("inloc", "MASt3R (top-1)", "duc1_0.25m_10deg_pct", 41.9, False)
-    assert all(not r["verified"] for r in rows if r["method"].startswith("MASt3R (top"))
-    assert len(rows) == len(by) == 75 and all(r["citation"] for r in rows)
+    check("mapfree", "MASt3R (auto)", "vcre_auc", 0.933, "Table 2")
+    check("mapfree", "MASt3R (auto)", "pose_auc", 0.740, "Table 2")
+    check("mapfree", "LoFTR (KBR)", "vcre_precision_pct", 34.3, "Table 2")  # not the intro's rounded 34
+    check("mapfree", "MASt3R (direct regr.)", "vcre_auc", 0.941, "Table 2")
+    check("co3dv2", "MASt3R (pairwise)", "maa30_pct", 81.8, "Table 3 left")
+    check("co3dv2", "DUSt3R (pairwise)", "rra15_pct", 94.3, "Table 3 left")
+    check("re10k", "DUSt3R-GA", "maa30_pct", 67.7, "Table 3 left")
+    check("dtu", "MASt3R", "overall_mm", 0.374, "Table 3 right")
+    check("dtu", "DUSt3R", "acc_mm", 2.677, "Table 3 right")
+    check("aachen", "MASt3R top20", "day_0.25m_2deg_pct", 83.4, "Table 4")
+    check("inloc", "MASt3R top1", "duc2_0.5m_10deg_pct", 55.7, "Table 4")  # the old CSV had 61.8
+    check("inloc", "MASt3R top1", "duc2_1m_10deg_pct", 62.6, "Table 4")  # 68.7
+    check("inloc", "MASt3R top20", "duc1_1m_10deg_pct", 90.4, "Table 4")  # 86.4
+    assert ("aachen", "DKM", "day_0.25m_2deg_pct") not in by  # an empty cell in the paper
+    assert all(r["verified"] and "arXiv:2406.09756v1" in r["citation"] for r in rows)
+    assert not any("recalled" in r["citation"] or "roadmap" in r["citation"] for r in rows)
+    assert len(rows) == len(by) == 249
     specs = {(b, m.id) for t in paper.PAPER_TABLES.values() for b, ms in t.metrics.items() for m in ms}
     assert {(r["benchmark"], r["metric"]) for r in rows} <= specs
+
+
+@pytest.mark.skipif(not SPEC.is_file(), reason="shared/spec not checked out beside the worktree")
+def test_published_csv_agrees_with_the_spec_file():
+    """Every numeric cell of the spec's Table 2, 3 and 4 sections is a CSV value (same value)."""
+    import re
+
+    text = SPEC.read_text()
+    values = {(r["benchmark"], r["metric"], r["value"]) for r in paper.load_published()}
+    n = 0
+    for title in ("### T2:", "### T3 left", "### T3 right", "### T4:"):
+        section = text.split(title, 1)[1].split("\n### ", 1)[0]
+        for line in section.splitlines():
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if len(cells) < 6 or not re.fullmatch(r"[0-9.]+", cells[3]):
+                continue
+            bench = "mapfree" if cells[0].startswith("mapfree") else cells[0]
+            assert (bench, cells[2], float(cells[3])) in values, line
+            n += 1
+    assert n == 249
 
 
 def test_published_csv_errors_name_the_line(tmp_path):
@@ -100,26 +122,31 @@ def test_paper_tables_ours_beside_published(tmp_path):
     texts = paper.write_paper_tables(results, tmp_path / "tables", paper.load_published())
     assert {"mapfree", "relpose", "visloc", "dtu", "frm"} <= set(texts) and "buckets" not in texts
 
-    md = texts["relpose"]["md"].splitlines()
-    mast3r = next(line for line in md if line.startswith("| MASt3R "))
-    cells = [c.strip() for c in mast3r.strip("|").split("|")]
-    assert cells[:7] == ["MASt3R", "90", "94.6 [1]", "80", "91.9 [1]", "70", "81.8 [1]"]
-    assert any(line.startswith("| mast3r [frm.subsample=4] (ours)") for line in md)
-    dust3r = next(line for line in md if line.startswith("| DUSt3R (pairwise)"))
-    assert "94.3† [2]" in dust3r and dust3r.split("|")[2].strip() == ""  # no run: empty ours cell
-    assert "† recalled, not verified" in texts["relpose"]["md"]
-    sift = next(line for line in texts["mapfree"]["md"].splitlines() if line.startswith("| sift (ours)"))
-    assert [c.strip() for c in sift.strip("|").split("|")][1:7:2] == ["0.5", "", "25"]
-    assert "\\toprule" in texts["mapfree"]["latex"] and "$^\\dagger$" in texts["mapfree"]["latex"]
-    assert "VCRE Prec. (\\%) [paper]" in texts["mapfree"]["latex"]
+    md = texts["relpose"]["md"]
+    lines = md.splitlines()
+    paper_row = next(line for line in lines if line.startswith("| MASt3R (pairwise) "))
+    assert [c.strip() for c in paper_row.strip("|").split("|")][:4] == ["MASt3R (pairwise)", "94.6", "91.9",
+                                                                       "81.8"]
+    ours = next(line for line in lines if line.startswith("| mast3r [frm.subsample=8] (ours, data: unknown)"))
+    assert [c.strip() for c in ours.strip("|").split("|")][1:4] == ["90", "80", "70"]  # never on a paper row
+    assert any(line.startswith("| mast3r [frm.subsample=4] (ours, data: unknown)") for line in lines)
+    assert "Table 3 left" in md and DAGGER not in md  # every value verified
+    assert max(len(line) for line in md.splitlines()) <= 120
+    sift = next(line for line in texts["mapfree"]["md"].splitlines() if line.startswith("| sift (ours"))
+    assert [c.strip() for c in sift.strip("|").split("|")][1:4] == ["", "25", "0.5"]  # paper order, %
+    assert "\\toprule" in texts["mapfree"]["latex"] and "VCRE \\% " in texts["mapfree"]["latex"]
     csv_lines = texts["dtu"]["csv"].splitlines()
     assert csv_lines[0] == "table,row,benchmark,metric,source,value,unit,verified,citation"
-    assert len(csv_lines) == 1 + 7 and "dtu,MASt3R,dtu,overall_mm,paper,0.374,mm,true," in texts["dtu"]["csv"]
+    assert len(csv_lines) == 1 + 13 * 3
+    assert "dtu,MASt3R,dtu,overall_mm,paper,0.374,mm,true," in texts["dtu"]["csv"]
+    for tid, by_format in texts.items():
+        assert max(len(line) for line in by_format["md"].splitlines()) <= 120, tid
 
     frm = texts["frm"]["md"]
-    assert "co3dv2: mast3r [frm.subsample=4]" in frm and "co3dv2: mast3r [frm.subsample=8]" in frm
+    assert "co3dv2: mast3r [frm.subsample=4] (ours" in frm and "co3dv2: mast3r [frm.subsample=8] (ours" in frm
     row8 = next(line for line in frm.splitlines() if "subsample=8" in line)
     assert [c.strip() for c in row8.strip("|").split("|")][1:6] == ["8", "off", "90", "200", "0.2"]
+    assert "| matches |" in frm and "fwd s" in frm
     assert (tmp_path / "tables" / "paper-frm.tex").is_file()
     assert (tmp_path / "tables" / "paper-dtu.csv").is_file()
 
@@ -156,16 +183,16 @@ def test_bucket_split(tmp_path, monkeypatch):
                    {"pair_viewpoint_bucket": ["0-30"]})]
     fake_run(tmp_path / "results", "co3dv2", "sift", "default", {"rra15_pooled_pct": 50.0}, records=recs)
     cells = paper.bucket_cells(paper.collect_runs(tmp_path / "results"), tmp_path / "data")
-    got = {c.metric: c.value for c in cells if c.metric.endswith("rra15_pct")}
-    assert got == {"0-30/rra15_pct": 50.0, "30-60/rra15_pct": 50.0}
+    got = {c.row.rsplit(", ", 1)[-1]: c.value for c in cells if c.metric == "rra15_pct"}
+    assert got == {"0-30": 50.0, "30-60": 50.0}  # one row per (run, bucket)
     text = paper.render_cells(cells, "md")
-    assert "0-30 RRA@15 (%)" in text and "co3dv2: sift" in text
+    assert "RRA@15 (%)" in text and "co3dv2: sift (ours, data: unknown), 0-30" in text
 
 
 def test_table_paper_command(tmp_path, capsys):
     assert main(["table", "paper", "--results", str(tmp_path / "r"), "--format", "csv"]) == 0
     out = capsys.readouterr().out
-    assert "mapfree,MASt3R,mapfree,vcre_auc,paper,0.933,,true," in out
+    assert "mapfree,MASt3R (auto),mapfree,vcre_auc,paper,0.933,,true," in out
     assert sorted(p.name for p in (tmp_path / "r" / "tables").iterdir())[:3] == [
         "paper-dtu.csv", "paper-dtu.md", "paper-dtu.tex"]
     bad = tmp_path / "bad.csv"
@@ -174,8 +201,8 @@ def test_table_paper_command(tmp_path, capsys):
 
 
 def test_checkpoint_path_is_not_a_variant(tmp_path, monkeypatch):
-    """A run with default settings but an explicit checkpoint sits on the published MASt3R row; other
-    settings are named in its label."""
+    """A run with default settings but an explicit checkpoint is labelled ``mast3r`` (no variant); other
+    settings are named in its label; neither sits on a paper row."""
     from benchmarks.config import to_dict
     from benchmarks.matchers.mast3r import Mast3rConfig
     from benchmarks.registry import ADAPTERS
@@ -193,6 +220,7 @@ def test_checkpoint_path_is_not_a_variant(tmp_path, monkeypatch):
     runs = paper.collect_runs(results)
     assert sorted(map(paper.nondefault_settings, runs)) == [[], ["size=224"]]
     md = paper.render_cells(paper.paper_cells(paper.PAPER_TABLES["relpose"], runs, paper.load_published()))
-    mast3r = next(line for line in md.splitlines() if line.startswith("| MASt3R "))
-    assert "| 12.5 " in mast3r
-    assert any(line.startswith("| mast3r [size=224] (ours)") and "| 7 " in line for line in md.splitlines())
+    mast3r = next(line for line in md.splitlines() if line.startswith("| mast3r (ours, data: unknown)"))
+    assert mast3r.rstrip().endswith(" 12.5 |"), md
+    assert any(line.startswith("| mast3r [size=224] (ours, data: unknown)") and line.rstrip().endswith(" 7 |")
+               for line in md.splitlines()), md

@@ -96,3 +96,49 @@ def test_plot_curves_and_frm(tmp_path, capsys):
     assert "RUN directories or --bench" in capsys.readouterr().err
     assert main(["plot", "frm", "--bench", "mapfree", "--results", str(results), "--metric", "x",
                  "--out", str(tmp_path / "f3.png")]) == 2
+
+
+def _mapfree_run(results: Path, matcher: str, vcre: list) -> RunDir:
+    path = results / "runs" / "mapfree" / matcher / "default-00000000"
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"key": matcher, "matcher": matcher, "adapter": "mapfree"}))
+    summary = {"bench": "mapfree", "matcher": matcher, "slug": "default", "num_records": len(vcre),
+               "num_failures": 0, "metrics": {}}
+    (path / "summary.json").write_text(json.dumps(summary))
+    recs = [Record(f"s{i}", {"vcre_px": v}, {"success": v is not None}) for i, v in enumerate(vcre)]
+    (path / "records.jsonl").write_text("".join(json.dumps(to_jsonable(r)) + "\n" for r in recs))
+    return RunDir(path)
+
+
+def test_curves_use_the_benchmarks_thresholds(tmp_path):
+    assert plots.curve_thresholds("mapfree", "vcre_px") == ("px", [90.0])
+    assert plots.curve_thresholds("mapfree", "trans_err_m") == ("m", [0.25])
+    assert plots.curve_thresholds("mapfree", "rot_err_deg") == ("deg", [5.0])
+    assert plots.curve_thresholds("co3dv2", "rot_err_deg") == ("deg", [15.0, 30.0])
+    assert plots.curve_thresholds("aachen", "pos_err_m", max_value=1.0) == ("m", [0.25, 0.5, 1.0])
+    with pytest.raises(ValueError, match="--max"):
+        plots.curve_thresholds("dtu", "n_points")
+    # exact area: zero errors give 1, an error of 45 px half of 90, failures 0; not the largest error
+    assert plots.curve_auc(np.array([0.0, 1e-7]), 90.0) == pytest.approx(1.0)
+    assert plots.curve_auc(np.array([45.0, 200.0, math.inf]), 90.0) == pytest.approx(0.5 / 3)
+    oracle = _mapfree_run(tmp_path, "oracle", [1e-7, 0.0])
+    worse = _mapfree_run(tmp_path, "sift", [45.0, 159.0, None])
+    data = [("oracle", plots._records(oracle)), ("sift", plots._records(worse))]
+    assert plots.curve_legends(data, "vcre_px", 90.0, "px") == ["oracle (AUC@90 px: 1.000)",
+                                                                 "sift (AUC@90 px: 0.167)"]
+    assert plots.run_bench(oracle) == "mapfree"
+    out = plots.plot_curves([oracle, worse], "vcre_px", tmp_path / "c.png")
+    assert _png_size(out)[0] > 100
+
+
+def test_unknown_metric_is_an_error(tmp_path, capsys):
+    run = _mapfree_run(tmp_path / "results", "sift", [1.0, 2.0])
+    with pytest.raises(ValueError, match=r"unknown metric 'vcre'.*vcre_px"):
+        plots.plot_curves([run], "vcre", tmp_path / "x.png")
+    assert main(["plot", "curves", str(run.path), "--metric", "vcre", "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown metric 'vcre'" in err and "vcre_px" in err
+    assert not (tmp_path / "x.png").exists()
+    r4 = _run(tmp_path / "r2", "s4", 4, [0.5], metric_value=50.0)
+    with pytest.raises(ValueError, match=r"unknown metric 'nope'.*success_3px_pct"):
+        plots.plot_frm([r4], "nope", tmp_path / "f.png")

@@ -295,3 +295,10 @@ def test_samples_of_one_pair_share_batches_and_failures_stay_per_sample(tmp_path
                for k in ("s0", "s2", "s3", "s4"))
     # the failed chunk returned nothing: s0, s1 (again) and s2 are matched alone, then s3 + s4 together
     assert matcher.calls == 2 + 3 + 2
+
+
+def test_variant_slug_names_files_not_paths():
+    from benchmarks.matchers.mast3r import Mast3rConfig
+
+    slug = variant_slug({"matcher": Mast3rConfig(checkpoint="/data/weights/MASt3R_ViTLarge.pth")})
+    assert slug == "matcher.checkpoint=MASt3R_ViTLarge.pth" and "/" not in slug

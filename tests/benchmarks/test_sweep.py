@@ -90,6 +90,9 @@ def test_sweep_command_mast3r_shares_forwards(tmp_path, monkeypatch, capsys, one
     for label in ("frm.subsample=4, frm.border=0", "frm.subsample=8, frm.border=3", "matches/pair"):
         assert label in out
     assert (tmp_path / "results" / "tables" / "sweep-smoke-mast3r.csv").is_file()
+    names = [p.name for p in (tmp_path / "results" / "runs" / "smoke" / "mast3r").iterdir()]
+    assert len(names) == 4 and all("checkpoint=mast3r-tiny-seed0.pth" in n for n in names), names
+    assert not any(str(tmp_path.parent).strip("/").replace("/", "-") in n for n in names)  # no paths
     # rerun: every variant is finished, nothing is computed again
     calls.clear()
     assert main(argv) == 0 and calls == []
@@ -102,3 +105,18 @@ def test_sweep_command_errors(tmp_path, capsys):
     assert main(["sweep", "smoke", "--matcher", "random", "--grid", "nope=1,2", *base]) == 2
     assert "unknown config key" in capsys.readouterr().err
     assert main(["sweep", "--matcher", "random", "--grid", "num_matches=1", *base]) == 2
+
+
+def test_sweep_table_has_one_failures_column(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmarks.store import RunDir
+    from benchmarks.sweep import Variant
+
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    run_dir.records_path.write_text("")
+    summary = {"num_records": 4, "num_failures": 1, "metrics": {"num_failures": 1, "auc_vcre": 0.5}}
+    variant = Variant({"x": 1}, "x=1", SimpleNamespace(summary=summary, run_dir=run_dir))
+    table = sweep_table([variant])
+    assert [c for c in table.columns if "fail" in c] == ["failures"] and table["failures"].tolist() == [1]
