@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from mast3r.train.criterion_base import Batch, Criterion, Details, masked_mean, upcast
+from mast3r.train.infonce_chunked import infonce_dot
 
 REDUCTIONS = ("mean", "sum", "1-mean", "none")
 
@@ -82,6 +83,12 @@ class InfoNCE(MatchingCriterion):
                          if v != d)
 
     def per_query(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
+        if not euc:  # block-wise, never holding the (B,N,M) similarities
+            return infonce_dot(d1, d2, self.temperature, self.mode, self.eps)
+        return self.per_query_dense(d1, d2, euc)
+
+    def per_query_dense(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
+        """The same values through plain autograd on the full similarity matrix."""
         n = d1.shape[1]
         s = similarities(d1, d2, euc) / self.temperature
         s = torch.where(torch.isnan(s), -torch.inf, s)
