@@ -20,6 +20,7 @@ from mast3r.train.criterion_base import Batch, Criterion, Details, masked_mean, 
 from mast3r.train.infonce_chunked import infonce_dot
 
 REDUCTIONS = ("mean", "sum", "1-mean", "none")
+AP_BLOCK_ELEMS = 1 << 27
 
 
 def similarities(d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
@@ -32,12 +33,14 @@ def similarities(d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
 class MatchingCriterion:
     """Per-query criterion on matched descriptor lists; ``reduction`` is applied by ``MatchingLoss``."""
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean", fp: torch.dtype = torch.float32):
+        if not isinstance(fp, torch.dtype) or not fp.is_floating_point:
+            raise ValueError(f"{type(self).__name__}: fp must be a floating torch dtype, got {fp!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}, "
                              f"got {reduction!r}")
         self.reduction = reduction
-        self.fp = torch.float32
+        self.fp = fp
 
     def per_query(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
         """(B,N,D), (B,M,D) with M >= N, positives on the diagonal -> (B,N) per-query values."""
@@ -52,7 +55,8 @@ class MatchingCriterion:
         return 1 - mean if self.reduction == "1-mean" else mean
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._kw)})"
+        kw = self._kw + ((("fp", self.fp),) if self.fp != torch.float32 else ())
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in kw)})"
 
     _kw: tuple = ()
 
@@ -68,8 +72,8 @@ class InfoNCE(MatchingCriterion):
     """
 
     def __init__(self, temperature: float = 0.07, eps: float = 1e-8, mode: str = "all",
-                 reduction: str = "mean"):
-        super().__init__(reduction)
+                 reduction: str = "mean", fp: torch.dtype = torch.float32):
+        super().__init__(reduction, fp)
         if mode not in ("all", "proper", "dual"):
             raise ValueError(f"InfoNCE: mode must be 'all', 'proper' or 'dual', got {mode!r}")
         for name, value in (("temperature", temperature), ("eps", eps)):
@@ -110,17 +114,22 @@ class APLoss(MatchingCriterion):
     accepted and unused, as official."""
 
     def __init__(self, nq: str = "torch", min: float = 0, max: float = 1, euc: bool = False,  # noqa: A002
-                 reduction: str = "mean"):
-        super().__init__(reduction)
+                 reduction: str = "mean", fp: torch.dtype = torch.float32):
+        super().__init__(reduction, fp)
         if nq != "torch":
             raise ValueError(f"APLoss: only nq='torch' is implemented, got {nq!r}")
         self._kw = (("nq", nq),) + ((("reduction", reduction),) if reduction != "mean" else ())
 
     @torch.no_grad()
     def per_query(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
-        scores = similarities(d1, d2, euc)
-        pos = scores.diagonal(dim1=-2, dim2=-1)
-        rank = (scores > pos[..., None]).sum(dim=-1)
+        B, N, _ = d1.shape
+        step = max(1, AP_BLOCK_ELEMS // max(1, B * d2.shape[1]))
+        rank = torch.empty(B, N, dtype=torch.long, device=d1.device)
+        for k0 in range(0, N, step):  # blocks of query rows bound the memory of the score matrix
+            k1 = min(N, k0 + step)
+            scores = similarities(d1[:, k0:k1], d2, euc)
+            pos = scores[:, :, k0:k1].diagonal(dim1=-2, dim2=-1)
+            rank[:, k0:k1] = (scores > pos[..., None]).sum(dim=-1)
         return 1.0 / (1 + rank).float()
 
 

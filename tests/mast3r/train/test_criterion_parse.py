@@ -73,6 +73,21 @@ def test_repr_round_trips(spec):
     assert repr(build_criterion(repr(crit))) == repr(crit)
 
 
+OFFICIAL_TEST_CRITERION = ("Regr3D_ScaleShiftInv(L21, norm_mode='?avg_dis', gt_scale=True, "
+                           "sky_loss_value=0) + -1.*MatchingLoss(APLoss(nq='torch', fp=torch.float16), "
+                           "negatives_padding=12288)")
+
+
+def test_official_test_criterion_parses():
+    crit = build_criterion(OFFICIAL_TEST_CRITERION)
+    (w1, regr), (w2, ap) = crit.terms
+    assert (w1, w2) == (1.0, -1.0)
+    assert isinstance(regr, Regr3D_ScaleShiftInv) and regr.gt_scale and regr.sky_loss_value == 0
+    assert isinstance(ap.criterion, APLoss) and ap.criterion.fp == torch.float16
+    assert ap.negatives_padding == 12288
+    assert repr(build_criterion(repr(crit))) == repr(crit)
+
+
 def test_generator_reaches_the_matching_losses():
     gen = torch.Generator().manual_seed(3)
     crit = build_criterion(MAST3R_CRITERION, generator=gen)
@@ -92,7 +107,9 @@ def test_unknown_name_lists_the_known_ones():
     ("__import__('os').system('true')", "only calls of known names"),
     ("torch.nn.L1Loss()", "only calls of known names"),
     ("ConfLoss(Regr3D(L21).with_reduction('none'))", "only calls of known names"),
-    ("MatchingLoss(InfoNCE(temperature=torch.float32))", "attribute access"),
+    ("MatchingLoss(InfoNCE(temperature=torch.nn))", "attribute access is not allowed (except torch."),
+    ("MatchingLoss(APLoss(fp=torch.int64))", "attribute access is not allowed"),
+    ("MatchingLoss(APLoss(fp='float16'))", "fp must be a floating torch dtype"),
     ("MatchingLoss((lambda: InfoNCE())())", "only calls of known names"),
     ("MatchingLoss(InfoNCE(mode=f'{1}'))", "JoinedStr is not part"),
     ("ConfLoss(x)", "unknown name 'x'"),

@@ -216,3 +216,23 @@ def test_bf16_autocast_on_cpu_keeps_float32_similarities():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got, _ = crit(gt1, gt2, pred1, pred2)
     assert got.dtype == torch.float32 and got.item() == ref.item()
+
+
+def test_aploss_with_padding_fp16_and_row_blocks(monkeypatch):
+    """The official test criterion's matching term: AP over N positives + P padded distractors, in fp16."""
+    gt1, gt2, pred1, pred2 = make_views(B=2, H=4, W=5, N=6)
+    crit = build_criterion("-1.*MatchingLoss(APLoss(nq='torch', fp=torch.float16), negatives_padding=5)")
+    whole, _ = crit(gt1, gt2, pred1, pred2)
+    monkeypatch.setattr("mast3r.train.losses_match.AP_BLOCK_ELEMS", 1)  # one query row per block
+    rows, det = crit(gt1, gt2, pred1, pred2)
+    assert rows.item() == whole.item()
+    # reference: ranks among the 6 + 5 candidates of view 2, fp16 scores
+    inner = crit.terms[0][1]
+    d1 = gather_pixels(pred1["desc"], gt1["corres"]).half()
+    negs = inner._negatives(pred2["desc"], gt2["corres"])
+    d2 = torch.cat([gather_pixels(pred2["desc"], gt2["corres"]), negs], dim=1).half()
+    scores = d1 @ d2.transpose(-1, -2)
+    pos = scores.diagonal(dim1=-2, dim2=-1)
+    ap = 1 / (1 + (scores > pos[..., None]).sum(-1).float())
+    assert whole.item() == pytest.approx(-ap[gt1["valid_corres"]].mean().item(), rel=1e-6)
+    assert det["MatchingLoss"] == pytest.approx(-whole.item(), rel=1e-6)
