@@ -156,3 +156,20 @@ def test_refused(spec, why):
 
 def test_apl_and_regr_classes_exported():
     assert isinstance(build_criterion("MatchingLoss(APLoss())").criterion, APLoss)
+
+
+def test_python_api_composition_is_plain_arithmetic():
+    a, b = build_criterion("MatchingLoss(InfoNCE())"), build_criterion("MatchingLoss(APLoss())")
+    crit = 2 * (a + 0.5 * b)
+    assert [w for w, _ in crit.terms] == [2.0, 1.0]
+    assert repr(crit) == "2*MatchingLoss(InfoNCE()) + MatchingLoss(APLoss(nq='torch'))"
+
+
+def test_non_scalar_reduction_is_refused_at_call():
+    crit = build_criterion("MatchingLoss(InfoNCE(reduction='none'))")
+    corres = torch.zeros(1, 2, 2, dtype=torch.long)
+    corres[0, 1, 0] = 1
+    gt = dict(corres=corres, valid_corres=torch.ones(1, 2, dtype=torch.bool))
+    pred = dict(desc=torch.eye(2).reshape(1, 1, 2, 2))
+    with pytest.raises(ValueError, match="reduction='none' does not give a scalar loss"):
+        crit(gt, gt, pred, pred)
