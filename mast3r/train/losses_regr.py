@@ -178,6 +178,8 @@ class Regr3D(PixelCriterion):
         p1 = torch.where(v1[..., None], p1, zero)
         p2 = torch.where(v2[..., None], p2, zero)
 
+        if self.loss_in_log == "before":  # GT only, before the metric-range check and the normalisation
+            g1, g2 = apply_log_to_norm(g1), apply_log_to_norm(g2)
         metric = None
         if not self.norm_all:
             metric = gt1["is_metric_scale"].to(device=p1.device, dtype=torch.bool).reshape(-1)
@@ -186,8 +188,6 @@ class Regr3D(PixelCriterion):
                 far1 = torch.linalg.vector_norm(g1, dim=-1).reshape(B, -1).amax(dim=1)
                 far2 = torch.linalg.vector_norm(g2, dim=-1).reshape(B, -1).amax(dim=1)
                 metric = metric & (far1 < self.max_metric_scale) & (far2 < self.max_metric_scale)
-        if self.loss_in_log == "before":
-            g1, g2 = apply_log_to_norm(g1), apply_log_to_norm(g2)
 
         if self.norm_mode:
             q1, q2, _ = normalize_pair(p1, p2, v1, v2, self.norm_mode)

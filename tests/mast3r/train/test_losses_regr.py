@@ -83,6 +83,13 @@ def test_metric_prefix_divides_the_prediction_by_the_gt_factor():
     loss_cap, _ = Regr3D(L21, norm_mode="?avg_dis", sky_loss_value=0, max_metric_scale=2.5)(
         *views(g, g, p, p, metric=True))
     assert loss_cap.item() == pytest.approx(0.0, abs=1e-12)
+    loss_in, _ = Regr3D(L21, norm_mode="?avg_dis", sky_loss_value=0, max_metric_scale=3.5)(
+        *views(g, g, p, p, metric=True))
+    assert loss_in.item() == pytest.approx(2.0)
+    # with loss_in_log='before' the range check sees the log-warped GT (max log1p(3) = 1.39 < 2.5): metric
+    loss_log, _ = Regr3D(L21, norm_mode="?avg_dis", sky_loss_value=0, max_metric_scale=2.5,
+                         loss_in_log="before")(*views(g, g, p, p, metric=True))
+    assert loss_log.item() > 1
     # gt_scale: GT left raw; metric predictions left raw too -> errors 1, 3
     loss_gs, _ = Regr3D(L21, norm_mode="?avg_dis", sky_loss_value=0, gt_scale=True)(
         *views(g, g, p, p, metric=True))
