@@ -52,10 +52,10 @@ def test_training_batch_bf16_autocast_matches_float32():
     crit = build_criterion(MAST3R_CRITERION.replace("blocksize=8192", "blocksize=256"),
                            generator=torch.Generator(device="cuda").manual_seed(1))
     gts = [{k: v.cuda() for k, v in gt.items()} for gt in gts]
-    p32 = [{k: v.cuda().requires_grad_() for k, v in p.items()} for p in preds]
+    p32 = [{k: v.detach().cuda().requires_grad_() for k, v in p.items()} for p in preds]
     loss32, _ = crit(gts[0], gts[1], p32[0], p32[1])
     crit.set_generator(torch.Generator(device="cuda").manual_seed(1))
-    pbf = [{k: v.cuda().bfloat16().requires_grad_() for k, v in p.items()} for p in preds]
+    pbf = [{k: v.detach().cuda().bfloat16().requires_grad_() for k, v in p.items()} for p in preds]
     with torch.autocast("cuda", dtype=torch.bfloat16):
         lossbf, _ = crit(gts[0], gts[1], pbf[0], pbf[1])
     assert lossbf.dtype == torch.float32
