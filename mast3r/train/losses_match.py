@@ -183,7 +183,7 @@ class MatchingLoss(Criterion):
         matches (``desc_conf``, or ``conf`` with ``use_pts3d``), after blocking/shuffling (B' = B * N/n)."""
         k1, k2 = ("pts3d", "pts3d_in_other_view") if self.use_pts3d else ("desc", "desc")
         desc1, desc2 = pred1[k1], pred2[k2]
-        c1, c2 = gt1["corres"], gt2["corres"]
+        c1, c2 = gt1["corres"].to(desc1.device), gt2["corres"].to(desc2.device)
         valid = gt1["valid_corres"].to(device=desc1.device, dtype=torch.bool)
         fp = self.criterion.fp
         f1 = gather_pixels(desc1, c1).to(fp)
@@ -225,9 +225,13 @@ class MatchingLoss(Criterion):
         return torch.take_along_dim(desc2.reshape(B, HW, -1), first[..., None], dim=1)
 
     def compute(self, gt1: Batch, gt2: Batch, pred1: Batch, pred2: Batch) -> tuple[Tensor, Details]:
-        values, valid, _, _ = self.matches(gt1, gt2, pred1, pred2, with_conf=self.withconf)
+        values, valid, conf1, conf2 = self.matches(gt1, gt2, pred1, pred2, with_conf=self.withconf)
         loss = self.criterion.reduce(values, valid)
-        return loss, {type(self).__name__: loss.detach()}
+        details: Details = {}
+        if conf1 is not None and conf2 is not None:  # official monitoring with withconf=True
+            details.update(Conf1_std=conf1.detach().std(), Conf2_std=conf2.detach().std())
+        details[type(self).__name__] = loss.detach()
+        return loss, details
 
     def children(self) -> tuple[Criterion, ...]:
         return ()

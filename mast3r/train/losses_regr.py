@@ -166,12 +166,12 @@ class Regr3D(PixelCriterion):
         p2 = upcast(pred2["pts3d_in_other_view"])
         dtype = torch.promote_types(p1.dtype, p2.dtype)
         p1, p2 = p1.to(dtype), p2.to(dtype)
-        v1 = gt1["valid_mask"].bool()
-        v2 = gt2["valid_mask"].bool()
-        pose1 = gt1["camera_pose"].to(dtype)
-        in_cam1 = torch.linalg.inv_ex(pose1)[0]
-        g1 = transform_points(in_cam1, gt1["pts3d"].to(dtype))
-        g2 = transform_points(in_cam1, gt2["pts3d"].to(dtype))
+        dev = p1.device
+        v1 = gt1["valid_mask"].to(dev).bool()
+        v2 = gt2["valid_mask"].to(dev).bool()
+        in_cam1 = torch.linalg.inv_ex(gt1["camera_pose"].to(device=dev, dtype=dtype))[0]
+        g1 = transform_points(in_cam1, gt1["pts3d"].to(device=dev, dtype=dtype))
+        g2 = transform_points(in_cam1, gt2["pts3d"].to(device=dev, dtype=dtype))
         zero = p1.new_zeros(())
         g1 = torch.where(v1[..., None], g1, zero)
         g2 = torch.where(v2[..., None], g2, zero)
@@ -209,8 +209,8 @@ class Regr3D(PixelCriterion):
             else:
                 g1, g2 = g1 / gt_scale, g2 / gt_scale
                 p1, p2 = p1 / pr_scale, p2 / pr_scale
-        sky1 = gt1["sky_mask"].bool() & ~v1 if "sky_mask" in gt1 else torch.zeros_like(v1)
-        sky2 = gt2["sky_mask"].bool() & ~v2 if "sky_mask" in gt2 else torch.zeros_like(v2)
+        sky1 = gt1["sky_mask"].to(dev).bool() & ~v1 if "sky_mask" in gt1 else torch.zeros_like(v1)
+        sky2 = gt2["sky_mask"].to(dev).bool() & ~v2 if "sky_mask" in gt2 else torch.zeros_like(v2)
         return g1, g2, p1, p2, v1, v2, sky1, sky2
 
     @staticmethod

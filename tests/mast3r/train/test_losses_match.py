@@ -236,3 +236,11 @@ def test_aploss_with_padding_fp16_and_row_blocks(monkeypatch):
     ap = 1 / (1 + (scores > pos[..., None]).sum(-1).float())
     assert whole.item() == pytest.approx(-ap[gt1["valid_corres"]].mean().item(), rel=1e-6)
     assert det["MatchingLoss"] == pytest.approx(-whole.item(), rel=1e-6)
+
+
+def test_standalone_withconf_reports_the_confidence_spread():
+    gt1, gt2, pred1, pred2 = make_views()
+    _, det = MatchingLoss(InfoNCE(), withconf=True)(gt1, gt2, pred1, pred2)
+    c1 = gather_pixels(pred1["desc_conf"], gt1["corres"])
+    assert list(det) == ["Conf1_std", "Conf2_std", "MatchingLoss"]
+    assert det["Conf1_std"] == pytest.approx(c1.std().item(), rel=1e-6)
