@@ -12,9 +12,10 @@
 ``loss`` is a 0-d tensor (float32, or float64 for float64 inputs) computed outside autocast; ``details``
 holds detached floats under the official names (``conf_loss_1``, ``conf_loss2``, ``Regr3D_pts3d_1``,
 ``Regr3D_pts3d_2``, ``matching_conf_loss``, ``Conf1_std``, ``Conf2_std``, ``MatchingLoss``, ...).
+``preds_from_pair(model_output)`` turns this project's ``PairOutput`` into ``pred1, pred2``.
 """
 
-from mast3r.train.criterion_base import Criterion, WeightedSum
+from mast3r.train.criterion_base import Criterion, WeightedSum, preds_from_pair
 from mast3r.train.criterion_parse import KNOWN_CALLS, CriterionSpecError, build_criterion
 from mast3r.train.losses_match import APLoss, ConfMatchingLoss, InfoNCE, MatchingLoss
 from mast3r.train.losses_regr import (
@@ -35,5 +36,5 @@ MAST3R_CRITERION = ("ConfLoss(Regr3D(L21, norm_mode='?avg_dis'), alpha=0.2) + 0.
 __all__ = [
     "APLoss", "ConfLoss", "ConfMatchingLoss", "Criterion", "CriterionSpecError", "InfoNCE", "KNOWN_CALLS",
     "L21", "L21Loss", "MAST3R_CRITERION", "MatchingLoss", "Regr3D", "Regr3D_ScaleInv", "Regr3D_ScaleShiftInv",
-    "Regr3D_ShiftInv", "WeightedSum", "build_criterion",
+    "Regr3D_ShiftInv", "WeightedSum", "build_criterion", "preds_from_pair",
 ]

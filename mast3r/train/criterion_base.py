@@ -137,3 +137,13 @@ class WeightedSum(Criterion):
 
 def _terms(crit: Criterion) -> tuple[tuple[float, Criterion], ...]:
     return crit.terms if isinstance(crit, WeightedSum) else ((1.0, crit),)
+
+
+def preds_from_pair(out: Any) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """This project's ``PairOutput`` (``view0``/``view1`` with ``pts3d``, ``conf``, ``desc``, ``desc_conf``,
+    both pointmaps in camera 0) -> the official ``pred1``, ``pred2`` dicts (view 1's ``pts3d`` becomes
+    ``pts3d_in_other_view``); absent outputs are left out."""
+    pred1 = dict(out.view0.items())
+    pred2 = dict(out.view1.items())
+    pred2["pts3d_in_other_view"] = pred2.pop("pts3d")
+    return pred1, pred2

@@ -8,6 +8,7 @@ Grammar (a safe subset of the Python expressions the official code ``eval``s):
     arg    := literal | call | 'L21'
     kw     := IDENT '=' arg
     literal:= number | string | True | False | None | 'inf' | tuple of literals   (numbers may be signed)
+            | torch.float16 | torch.bfloat16 | torch.float32 | torch.float64         (the ``fp`` dtypes)
 
 A scalar times a sum (``2*(A + B)``) or a scaled term scaled again (``2*(3*A)``) is refused: the official
 operators scale only the first term of a sum and overwrite a previous factor, so their meaning is surprising;
@@ -47,6 +48,9 @@ KNOWN_CALLS: dict[str, Any] = {
     "ConfMatchingLoss": ConfMatchingLoss,
 }
 KNOWN_VALUES: dict[str, Any] = {"L21": L21, "inf": math.inf}
+#: the only dotted names allowed (the official test criterion passes ``fp=torch.float16`` to APLoss)
+KNOWN_DTYPES: dict[str, torch.dtype] = {f"torch.{n}": getattr(torch, n)
+                                        for n in ("float16", "bfloat16", "float32", "float64")}
 
 
 class CriterionSpecError(ValueError):
@@ -116,7 +120,10 @@ class _Builder:
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
             return self.scaled(node)
         if isinstance(node, ast.Attribute):
-            raise self.fail(node, "attribute access is not allowed")
+            dotted = _dotted(node)
+            if dotted in KNOWN_DTYPES:
+                return KNOWN_DTYPES[dotted]
+            raise self.fail(node, "attribute access is not allowed (except " + ", ".join(KNOWN_DTYPES) + ")")
         raise self.fail(node, f"{type(node).__name__} is not part of the criterion grammar")
 
     def scaled(self, node: ast.BinOp) -> Criterion:
@@ -155,6 +162,15 @@ class _Builder:
 
     def _star(self, node: ast.Starred) -> bool:
         raise self.fail(node, "'*' arguments are not allowed")
+
+
+def _dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        head = _dotted(node.value)
+        return None if head is None else f"{head}.{node.attr}"
+    return None
 
 
 def _known() -> str:

@@ -17,8 +17,10 @@ import torch
 from torch import Tensor
 
 from mast3r.train.criterion_base import Batch, Criterion, Details, masked_mean, upcast
+from mast3r.train.infonce_chunked import infonce_dot
 
 REDUCTIONS = ("mean", "sum", "1-mean", "none")
+AP_BLOCK_ELEMS = 1 << 27
 
 
 def similarities(d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
@@ -31,12 +33,14 @@ def similarities(d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
 class MatchingCriterion:
     """Per-query criterion on matched descriptor lists; ``reduction`` is applied by ``MatchingLoss``."""
 
-    def __init__(self, reduction: str = "mean"):
+    def __init__(self, reduction: str = "mean", fp: torch.dtype = torch.float32):
+        if not isinstance(fp, torch.dtype) or not fp.is_floating_point:
+            raise ValueError(f"{type(self).__name__}: fp must be a floating torch dtype, got {fp!r}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"{type(self).__name__}: reduction must be one of {REDUCTIONS}, "
                              f"got {reduction!r}")
         self.reduction = reduction
-        self.fp = torch.float32
+        self.fp = fp
 
     def per_query(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
         """(B,N,D), (B,M,D) with M >= N, positives on the diagonal -> (B,N) per-query values."""
@@ -51,7 +55,8 @@ class MatchingCriterion:
         return 1 - mean if self.reduction == "1-mean" else mean
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self._kw)})"
+        kw = self._kw + ((("fp", self.fp),) if self.fp != torch.float32 else ())
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in kw)})"
 
     _kw: tuple = ()
 
@@ -67,8 +72,8 @@ class InfoNCE(MatchingCriterion):
     """
 
     def __init__(self, temperature: float = 0.07, eps: float = 1e-8, mode: str = "all",
-                 reduction: str = "mean"):
-        super().__init__(reduction)
+                 reduction: str = "mean", fp: torch.dtype = torch.float32):
+        super().__init__(reduction, fp)
         if mode not in ("all", "proper", "dual"):
             raise ValueError(f"InfoNCE: mode must be 'all', 'proper' or 'dual', got {mode!r}")
         for name, value in (("temperature", temperature), ("eps", eps)):
@@ -82,6 +87,12 @@ class InfoNCE(MatchingCriterion):
                          if v != d)
 
     def per_query(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
+        if not euc:  # block-wise, never holding the (B,N,M) similarities
+            return infonce_dot(d1, d2, self.temperature, self.mode, self.eps)
+        return self.per_query_dense(d1, d2, euc)
+
+    def per_query_dense(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
+        """The same values through plain autograd on the full similarity matrix."""
         n = d1.shape[1]
         s = similarities(d1, d2, euc) / self.temperature
         s = torch.where(torch.isnan(s), -torch.inf, s)
@@ -103,17 +114,22 @@ class APLoss(MatchingCriterion):
     accepted and unused, as official."""
 
     def __init__(self, nq: str = "torch", min: float = 0, max: float = 1, euc: bool = False,  # noqa: A002
-                 reduction: str = "mean"):
-        super().__init__(reduction)
+                 reduction: str = "mean", fp: torch.dtype = torch.float32):
+        super().__init__(reduction, fp)
         if nq != "torch":
             raise ValueError(f"APLoss: only nq='torch' is implemented, got {nq!r}")
         self._kw = (("nq", nq),) + ((("reduction", reduction),) if reduction != "mean" else ())
 
     @torch.no_grad()
     def per_query(self, d1: Tensor, d2: Tensor, euc: bool = False) -> Tensor:
-        scores = similarities(d1, d2, euc)
-        pos = scores.diagonal(dim1=-2, dim2=-1)
-        rank = (scores > pos[..., None]).sum(dim=-1)
+        B, N, _ = d1.shape
+        step = max(1, AP_BLOCK_ELEMS // max(1, B * d2.shape[1]))
+        rank = torch.empty(B, N, dtype=torch.long, device=d1.device)
+        for k0 in range(0, N, step):  # blocks of query rows bound the memory of the score matrix
+            k1 = min(N, k0 + step)
+            scores = similarities(d1[:, k0:k1], d2, euc)
+            pos = scores[:, :, k0:k1].diagonal(dim1=-2, dim2=-1)
+            rank[:, k0:k1] = (scores > pos[..., None]).sum(dim=-1)
         return 1.0 / (1 + rank).float()
 
 
@@ -167,7 +183,7 @@ class MatchingLoss(Criterion):
         matches (``desc_conf``, or ``conf`` with ``use_pts3d``), after blocking/shuffling (B' = B * N/n)."""
         k1, k2 = ("pts3d", "pts3d_in_other_view") if self.use_pts3d else ("desc", "desc")
         desc1, desc2 = pred1[k1], pred2[k2]
-        c1, c2 = gt1["corres"], gt2["corres"]
+        c1, c2 = gt1["corres"].to(desc1.device), gt2["corres"].to(desc2.device)
         valid = gt1["valid_corres"].to(device=desc1.device, dtype=torch.bool)
         fp = self.criterion.fp
         f1 = gather_pixels(desc1, c1).to(fp)
@@ -209,9 +225,13 @@ class MatchingLoss(Criterion):
         return torch.take_along_dim(desc2.reshape(B, HW, -1), first[..., None], dim=1)
 
     def compute(self, gt1: Batch, gt2: Batch, pred1: Batch, pred2: Batch) -> tuple[Tensor, Details]:
-        values, valid, _, _ = self.matches(gt1, gt2, pred1, pred2, with_conf=self.withconf)
+        values, valid, conf1, conf2 = self.matches(gt1, gt2, pred1, pred2, with_conf=self.withconf)
         loss = self.criterion.reduce(values, valid)
-        return loss, {type(self).__name__: loss.detach()}
+        details: Details = {}
+        if conf1 is not None and conf2 is not None:  # official monitoring with withconf=True
+            details.update(Conf1_std=conf1.detach().std(), Conf2_std=conf2.detach().std())
+        details[type(self).__name__] = loss.detach()
+        return loss, details
 
     def children(self) -> tuple[Criterion, ...]:
         return ()

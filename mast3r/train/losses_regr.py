@@ -166,18 +166,20 @@ class Regr3D(PixelCriterion):
         p2 = upcast(pred2["pts3d_in_other_view"])
         dtype = torch.promote_types(p1.dtype, p2.dtype)
         p1, p2 = p1.to(dtype), p2.to(dtype)
-        v1 = gt1["valid_mask"].bool()
-        v2 = gt2["valid_mask"].bool()
-        pose1 = gt1["camera_pose"].to(dtype)
-        in_cam1 = torch.linalg.inv_ex(pose1)[0]
-        g1 = transform_points(in_cam1, gt1["pts3d"].to(dtype))
-        g2 = transform_points(in_cam1, gt2["pts3d"].to(dtype))
+        dev = p1.device
+        v1 = gt1["valid_mask"].to(dev).bool()
+        v2 = gt2["valid_mask"].to(dev).bool()
+        in_cam1 = torch.linalg.inv_ex(gt1["camera_pose"].to(device=dev, dtype=dtype))[0]
+        g1 = transform_points(in_cam1, gt1["pts3d"].to(device=dev, dtype=dtype))
+        g2 = transform_points(in_cam1, gt2["pts3d"].to(device=dev, dtype=dtype))
         zero = p1.new_zeros(())
         g1 = torch.where(v1[..., None], g1, zero)
         g2 = torch.where(v2[..., None], g2, zero)
         p1 = torch.where(v1[..., None], p1, zero)
         p2 = torch.where(v2[..., None], p2, zero)
 
+        if self.loss_in_log == "before":  # GT only, before the metric-range check and the normalisation
+            g1, g2 = apply_log_to_norm(g1), apply_log_to_norm(g2)
         metric = None
         if not self.norm_all:
             metric = gt1["is_metric_scale"].to(device=p1.device, dtype=torch.bool).reshape(-1)
@@ -186,8 +188,6 @@ class Regr3D(PixelCriterion):
                 far1 = torch.linalg.vector_norm(g1, dim=-1).reshape(B, -1).amax(dim=1)
                 far2 = torch.linalg.vector_norm(g2, dim=-1).reshape(B, -1).amax(dim=1)
                 metric = metric & (far1 < self.max_metric_scale) & (far2 < self.max_metric_scale)
-        if self.loss_in_log == "before":
-            g1, g2 = apply_log_to_norm(g1), apply_log_to_norm(g2)
 
         if self.norm_mode:
             q1, q2, _ = normalize_pair(p1, p2, v1, v2, self.norm_mode)
@@ -209,8 +209,8 @@ class Regr3D(PixelCriterion):
             else:
                 g1, g2 = g1 / gt_scale, g2 / gt_scale
                 p1, p2 = p1 / pr_scale, p2 / pr_scale
-        sky1 = gt1["sky_mask"].bool() & ~v1 if "sky_mask" in gt1 else torch.zeros_like(v1)
-        sky2 = gt2["sky_mask"].bool() & ~v2 if "sky_mask" in gt2 else torch.zeros_like(v2)
+        sky1 = gt1["sky_mask"].to(dev).bool() & ~v1 if "sky_mask" in gt1 else torch.zeros_like(v1)
+        sky2 = gt2["sky_mask"].to(dev).bool() & ~v2 if "sky_mask" in gt2 else torch.zeros_like(v2)
         return g1, g2, p1, p2, v1, v2, sky1, sky2
 
     @staticmethod

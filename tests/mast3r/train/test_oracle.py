@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mast3r.train import MAST3R_CRITERION, build_criterion
+from mast3r.train import MAST3R_CRITERION, build_criterion, preds_from_pair
 
 NAMES = ("mast3r_metric", "mast3r_metric_log", "dust3r", "infonce_only")
 
@@ -92,3 +92,16 @@ def test_float32_and_bf16_autocast_inputs(oracle, name):
     assert loss_bf.dtype == torch.float32 and np.isfinite(loss_bf.item())
     assert loss_bf.item() == pytest.approx(want, rel=0.05)
     assert all(t.grad is None or t.grad.dtype == torch.bfloat16 for p in (pred1, pred2) for t in p.values())
+
+
+def test_preds_from_pair_feeds_the_criterion(oracle):
+    from mast3r.model import PairOutput, ViewOutput
+
+    (gt1, gt2), (pred1, pred2) = views(oracle)
+    out = PairOutput(ViewOutput(**pred1), ViewOutput(pts3d=pred2["pts3d_in_other_view"], conf=pred2["conf"],
+                                                     desc=pred2["desc"], desc_conf=pred2["desc_conf"]))
+    p1, p2 = preds_from_pair(out)
+    assert set(p1) == {"pts3d", "conf", "desc", "desc_conf"}
+    assert set(p2) == {"pts3d_in_other_view", "conf", "desc", "desc_conf"}
+    loss, _ = build_criterion(MAST3R_CRITERION)(gt1, gt2, p1, p2)
+    assert loss.item() == pytest.approx(float(oracle["mast3r_metric__loss"]), rel=1e-5)
