@@ -175,3 +175,17 @@ def test_suite_seeds_are_never_used_for_training():
     assert len(train) == 8 * (1 + 10 + 100)
     assert not suite & train
     assert np.random.default_rng([0, 0]).bit_generator.seed_seq.spawn_key == ()
+
+
+def test_worker_processes_give_the_same_batches(sampler):
+    pooled = PairSampler(sampler.config, seed=7, bank=sampler.bank, workers=1)
+    try:
+        assert pooled.workers == 1
+        for step in (3, 4):  # the second is served from the prefetch
+            a, b = pooled.batch(step, 1, 3), sampler.batch(step, 1, 3)
+            for k in range(2):
+                for key in ("camera_pose", "camera_intrinsics", "pts3d", "img"):
+                    torch.testing.assert_close(a[k][key], b[k][key])
+                assert torch.equal(a[k]["corres"], b[k]["corres"])
+    finally:
+        pooled.close()
