@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from datasets.synthetic.train_render import TorchTextures, pack_rows, render_vie
 from datasets.synthetic.train_scenes import PairSpec, SceneConfig, make_pair
 
 __all__ = ["TRAIN_NAMESPACE", "PairSamplerConfig", "PairSampler", "pair_rng", "step_rng", "bank_rng",
-           "pair_spec", "pair_arrays"]
+           "training_bank", "pair_spec", "pair_arrays"]
 
 TRAIN_NAMESPACE = 0x6D337472  # "m3tr": first spawn-key word of every training generator
 
@@ -108,6 +109,12 @@ def bank_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(TRAIN_NAMESPACE, 3)))
 
 
+@lru_cache(maxsize=2)
+def training_bank(seed: int, n_noise: int, n_rect: int) -> TextureBank:
+    """The training texture bank of ``seed`` (immutable; built once per process)."""
+    return make_texture_bank(bank_rng(seed), n_noise, n_rect)
+
+
 def pair_spec(seed: int, step: int, index: int, h: int, w: int, config: PairSamplerConfig,
               bank: TextureBank) -> tuple[PairSpec, np.ndarray]:
     """Scene, cameras and (2, 4) colour-jitter parameters of pair ``(step, index)`` at (h, w)."""
@@ -152,8 +159,7 @@ class PairSampler:
         self.config = config
         self.seed = int(seed)
         self.device = torch.device(device)
-        self.bank = bank if bank is not None else make_texture_bank(bank_rng(self.seed), config.n_noise,
-                                                                    config.n_rect)
+        self.bank = bank if bank is not None else training_bank(self.seed, config.n_noise, config.n_rect)
         self.textures = TorchTextures(self.bank, self.device)
         self.prefetch = prefetch
         self._pool = None
