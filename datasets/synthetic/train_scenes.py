@@ -7,6 +7,10 @@ and distances drawn independently, small roll), so the viewpoint change (angle o
 covers the whole 0-180 degree range, with the target (an object, the floor or table around it) visible
 in both views even when the cameras face each other. The measured distribution is tested in
 tests/datasets/synthetic/test_train_pairs.py (roughly uniform over 0-180; about half above 90 degrees).
+Measured overlap (seed 0, 128 pairs at 96x128, share of view-1 pixels with a reciprocal GT match,
+median / 10th percentile): 0-30 deg 0.36 / 0.20, 30-60 0.22 / 0.15, 60-90 0.18 / 0.06, 90-120
+0.12 / 0.06, 120-150 0.12 / 0.03, 150-180 0.10 / 0.04 -- at 320x240 even the 150-180 bucket's median
+pair has ~7k reciprocal pixels, more than the 1024 positives of ``n_corres=2048, nneg=0.5``.
 
 The crop/aspect-ratio augmentation is done in the camera: rendering at a random focal length (zoom) and a
 random principal point (crop position) is exactly a crop of a larger render, at any aspect ratio.
