@@ -18,6 +18,10 @@ except DTU's millimetres):
   ``"30-60"``, ``"60-90"``, ``"90-180"``).
 * ``render.render(scene, K, cam_from_world, width, height) -> Render`` (image, depth, valid,
   object_id) for scenes from ``scene.room_scene`` / ``scene.tabletop_scene``.
+* Training data (torch, GPU or CPU): ``train_pairs.PairSampler(PairSamplerConfig(...), seed=S,
+  device=...).batch(step, start, stop) -> (view1, view2)`` renders fresh random scenes
+  (``train_scenes``) with the batched ray caster ``train_render`` and samples GT correspondences
+  (``train_corres``); never the suite's seeds. ``python -m datasets.synthetic.train_pairs --bench``.
 """
 
 from __future__ import annotations

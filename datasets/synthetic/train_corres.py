@@ -117,7 +117,7 @@ def _gray(img: torch.Tensor) -> torch.Tensor:
 def color_jitter(img: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     """Per-image brightness, contrast, saturation (factors) and hue (shift, fraction of a turn), in that
     order, as torchvision's ColorJitter: (N, 3, H, W) in [0, 1], (N, 4) params -> (N, 3, H, W) in [0, 1]."""
-    b, c, s, h = (params[:, k].view(-1, 1, 1, 1) for k in range(4))
+    b, c, s = (params[:, k].view(-1, 1, 1, 1) for k in range(3))
     img = (img * b).clamp(0, 1)
     mean = _gray(img).mean(dim=(1, 2, 3), keepdim=True)
     img = (mean + c * (img - mean)).clamp(0, 1)
@@ -132,7 +132,6 @@ def color_jitter(img: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
     i2 = cs.view(-1, 1, 1) * yiq[:, 1] - sn.view(-1, 1, 1) * yiq[:, 2]
     q2 = sn.view(-1, 1, 1) * yiq[:, 1] + cs.view(-1, 1, 1) * yiq[:, 2]
     yiq = torch.stack([yiq[:, 0], i2, q2], 1)
-    del h
     return torch.einsum("ij,njhw->nihw", from_yiq, yiq).clamp(0, 1)
 
 

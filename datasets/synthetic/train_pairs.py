@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -34,7 +36,7 @@ from datasets.synthetic.train_render import TorchTextures, pack_rows, render_vie
 from datasets.synthetic.train_scenes import PairSpec, SceneConfig, make_pair
 
 __all__ = ["TRAIN_NAMESPACE", "PairSamplerConfig", "PairSampler", "pair_rng", "step_rng", "bank_rng",
-           "pair_spec", "pair_arrays"]
+           "training_bank", "pair_spec", "pair_arrays"]
 
 TRAIN_NAMESPACE = 0x6D337472  # "m3tr": first spawn-key word of every training generator
 
@@ -77,7 +79,7 @@ class PairSamplerConfig:
     p_tabletop_open: float = 0.15
     n_noise: int = 10
     n_rect: int = 10
-    max_render_elems: int = 1 << 26
+    max_render_elems: int = 1 << 27
     scene: SceneConfig = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -105,6 +107,12 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
 def bank_rng(seed: int) -> np.random.Generator:
     """The generator of the training texture bank."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(TRAIN_NAMESPACE, 3)))
+
+
+@lru_cache(maxsize=2)
+def training_bank(seed: int, n_noise: int, n_rect: int) -> TextureBank:
+    """The training texture bank of ``seed`` (immutable; built once per process)."""
+    return make_texture_bank(bank_rng(seed), n_noise, n_rect)
 
 
 def pair_spec(seed: int, step: int, index: int, h: int, w: int, config: PairSamplerConfig,
@@ -143,19 +151,22 @@ class PairSampler:
     """Renders training pairs on ``device`` (see the module docstring)."""
 
     def __init__(self, config: PairSamplerConfig, *, seed: int, device: str | torch.device = "cpu",
-                 bank: TextureBank | None = None, workers: int = 0, prefetch: bool = True) -> None:
+                 bank: TextureBank | None = None, workers: int | None = None, prefetch: bool = True) -> None:
         """``workers > 0``: the CPU scene/camera setup runs in that many spawned processes (same pairs),
         and with ``prefetch`` the setup of ``(step + 1, start, stop)`` starts as soon as a batch is
-        handed out. ``bank``: a texture bank to use instead of the training bank of ``seed``."""
+        handed out; ``None``: 0 on a CPU device, else ``min(8, cpu_count // 2 - 1)``. ``bank``: a
+        texture bank to use instead of the training bank of ``seed``."""
         self.config = config
         self.seed = int(seed)
         self.device = torch.device(device)
-        self.bank = bank if bank is not None else make_texture_bank(bank_rng(self.seed), config.n_noise,
-                                                                    config.n_rect)
+        self.bank = bank if bank is not None else training_bank(self.seed, config.n_noise, config.n_rect)
         self.textures = TorchTextures(self.bank, self.device)
         self.prefetch = prefetch
         self._pool = None
         self._pending: dict[tuple[int, int, int], object] = {}
+        if workers is None:
+            workers = 0 if self.device.type == "cpu" else max(0, min(8, (os.cpu_count() or 2) // 2 - 1))
+        self.workers = workers
         if workers > 0:
             ctx = mp.get_context("spawn")
             self._pool = ctx.Pool(workers, initializer=_init_worker, initargs=(self.seed, config, self.bank))
@@ -267,7 +278,7 @@ def _bench(args: argparse.Namespace) -> None:
     t_setup = 0.0
     dt = 0.0
     for step in range(1, args.steps + 1):
-        if not args.workers:  # the CPU scene/camera setup alone, measured on a few pairs (not counted)
+        if not sampler.workers:  # the CPU scene/camera setup alone, measured on a few pairs (not counted)
             ts = time.perf_counter()
             h, w = sampler.resolution(step)
             k = min(4, args.batch)
@@ -282,8 +293,8 @@ def _bench(args: argparse.Namespace) -> None:
     pos = float(v1["valid_corres"].float().mean())
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     print(f"device={dev} ({name}) batch={args.batch} steps={args.steps} n_corres={args.n_corres}")
-    setup = f"CPU scene setup share {t_setup / max(dt, 1e-9):.0%} est." if not args.workers else (
-        f"setup in {args.workers} workers, prefetched")
+    setup = f"CPU scene setup share {t_setup / max(dt, 1e-9):.0%} est." if not sampler.workers else (
+        f"setup in {sampler.workers} workers, prefetched")
     print(f"pairs/s: {n / dt:.1f}  ({setup}; "
           f"last step {tuple(v1['true_shape'][0].tolist())}, positives {pos:.2f} of slots)")
     sampler.close()
@@ -300,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-corres", type=int, default=2048)
-    p.add_argument("--workers", type=int, default=0, help="CPU processes for the scene setup (0: inline)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="CPU processes for the scene setup (0: inline; default: 0 on CPU, else up to 8)")
     args = p.parse_args(argv)
     if not args.bench:
         p.error("nothing to do: pass --bench")

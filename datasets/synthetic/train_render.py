@@ -129,7 +129,7 @@ def pack_rows(rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
     dev = torch.device(device)
 
     def t(a):
-        return torch.from_numpy(np.ascontiguousarray(a)).to(dev, non_blocking=True)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dev)
 
     return PackedScenes(t(Q), t(S), t(G[:, 0:3]), t(G[:, 3:5]), t(G[:, 5:8]))
 

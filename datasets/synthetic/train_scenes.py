@@ -7,6 +7,10 @@ and distances drawn independently, small roll), so the viewpoint change (angle o
 covers the whole 0-180 degree range, with the target (an object, the floor or table around it) visible
 in both views even when the cameras face each other. The measured distribution is tested in
 tests/datasets/synthetic/test_train_pairs.py (roughly uniform over 0-180; about half above 90 degrees).
+Measured overlap (seed 0, 128 pairs at 96x128, share of view-1 pixels with a reciprocal GT match,
+median / 10th percentile): 0-30 deg 0.36 / 0.20, 30-60 0.22 / 0.15, 60-90 0.18 / 0.06, 90-120
+0.12 / 0.06, 120-150 0.12 / 0.03, 150-180 0.10 / 0.04 -- at 320x240 even the 150-180 bucket's median
+pair has ~7k reciprocal pixels, more than the 1024 positives of ``n_corres=2048, nneg=0.5``.
 
 The crop/aspect-ratio augmentation is done in the camera: rendering at a random focal length (zoom) and a
 random principal point (crop position) is exactly a crop of a larger render, at any aspect ratio.
@@ -85,12 +89,16 @@ def _eye(target, dist, az, el):
     return target + dist * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
 
 
-def _ok(scene: Scene, eye: np.ndarray, clearance: float) -> bool:
+def _ok(scene: Scene, centres: np.ndarray, radii: np.ndarray, eye: np.ndarray, clearance: float) -> bool:
+    """``eye`` inside the room (15 cm from its walls) and ``clearance`` m outside every keep-out sphere."""
     if scene.room is not None:
         lo, hi = scene.room
         if np.any(eye <= lo + 0.15) or np.any(eye >= hi - 0.15):
             return False
-    return scene.clearance(eye) >= clearance
+    if not len(radii):
+        return True
+    d = centres - eye
+    return bool(np.all(np.sqrt((d * d).sum(1)) - radii >= clearance))
 
 
 def pair_cameras(rng: np.random.Generator, scene: Scene, kind: str, h: int, w: int,
@@ -106,6 +114,8 @@ def pair_cameras(rng: np.random.Generator, scene: Scene, kind: str, h: int, w: i
             target0 = np.asarray(scene.keepout[int(rng.integers(len(scene.keepout)))][0], float)
         else:
             target0 = np.array([*rng.uniform(-1.0, 1.0, 2), rng.uniform(0.0, 0.6)])
+    centres = np.array([c for c, _ in scene.keepout], float).reshape(-1, 3)
+    radii = np.array([r for _, r in scene.keepout], float)
     eyes, target = None, target0
     for _ in range(30):
         target = target0 + rng.normal(0.0, spread, 3) * np.array([1.0, 1.0, 0.5])
@@ -114,13 +124,13 @@ def pair_cameras(rng: np.random.Generator, scene: Scene, kind: str, h: int, w: i
         e1 = _eye(target, rng.uniform(*dist), az1, np.deg2rad(rng.uniform(*el_rng)))
         e2 = _eye(target, rng.uniform(*dist), az1 + delta, np.deg2rad(rng.uniform(*el_rng)))
         eyes = (e1, e2)
-        if _ok(scene, e1, clear) and _ok(scene, e2, clear):
+        if _ok(scene, centres, radii, e1, clear) and _ok(scene, centres, radii, e2, clear):
             break
         if scene.room is not None:  # pull the cameras inside the room and try that
             lo, hi = scene.room
             e1c, e2c = (np.clip(e, lo + 0.3, hi - 0.3) for e in (e1, e2))
             if (np.linalg.norm(e1c - target) > 0.5 and np.linalg.norm(e2c - target) > 0.5
-                    and _ok(scene, e1c, clear) and _ok(scene, e2c, clear)):
+                    and _ok(scene, centres, radii, e1c, clear) and _ok(scene, centres, radii, e2c, clear)):
                 eyes = (e1c, e2c)
                 break
     assert eyes is not None
