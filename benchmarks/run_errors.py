@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -138,16 +139,21 @@ def _check_image(path: Path, width: int | None, height: int | None, budget: int,
     if size == 0:
         raise DatasetFormatError(path, None, f"{what} is an empty (0-byte) file")
     try:
-        with Image.open(path) as im:  # reads the header only
+        with warnings.catch_warnings():  # the budget below says it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)  # reads the header only
+        with im:
             w, h = im.size
+            if w * h > budget:
+                raise DatasetFormatError(path, None, f"{what} is {w}x{h} = {w * h / 1e6:.1f} Mpx, over the "
+                                         f"pixel budget of {budget / 1e6:g} Mpx (${MAX_MPX_ENV})")
             orientation = im.getexif().get(0x0112, 1) if width is not None else 1
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DatasetFormatError(path, None, f"cannot read {what}: {e}") from None
+    except DatasetFormatError:
+        raise
     except Image.DecompressionBombError as e:
         raise DatasetFormatError(path, None, f"{what} refused: {e}") from None
-    if w * h > budget:
-        raise DatasetFormatError(path, None, f"{what} is {w}x{h} = {w * h / 1e6:.1f} Mpx, over the pixel "
-                                 f"budget of {budget / 1e6:g} Mpx (${MAX_MPX_ENV})")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise DatasetFormatError(path, None, f"cannot read {what}: {e}") from None
     if orientation in (5, 6, 7, 8):  # EXIF transposes: the displayed size is swapped
         w, h = h, w
     if width is not None and (w, h) != (width, height):
