@@ -30,7 +30,7 @@ from datasets.records import DatasetFormatError
 __all__ = ["SetupError", "DataChangedError", "EmptyBenchmarkError", "RunInterrupted", "ResourceError",
            "DATA_ERROR", "MAX_MPX_ENV", "DEFAULT_MAX_IMAGE_MPX", "max_image_pixels", "is_data_error",
            "record_status", "check_sample_files", "data_error_files", "is_resource_error",
-           "describe_os_error"]
+           "describe_os_error", "setup_matcher"]
 
 DATA_ERROR = "data_error"
 """Prefix of ``Prediction.failure_reason`` (``"data_error: <file>: <problem>"``) and record status."""
@@ -81,6 +81,19 @@ def describe_os_error(exc: OSError) -> str:
     what = exc.strerror or str(exc)
     where = exc.filename if exc.filename is not None else None
     return f"{what}: {where}" if where is not None else what
+
+
+def setup_matcher(matcher: Any, name: str) -> None:
+    """Call the matcher's optional ``setup()`` (checkpoint load, model checks); any failure is a
+    :class:`SetupError` ``matcher 'NAME' cannot be set up: <Type>: <first line of the message>``."""
+    setup = getattr(matcher, "setup", None)
+    if not callable(setup):
+        return
+    try:
+        setup()
+    except Exception as e:  # noqa: BLE001 - any failure of the setup stops the run
+        msg = str(e).splitlines()[0] if str(e) else ""
+        raise SetupError(f"matcher {name!r} cannot be set up: {type(e).__name__}: {msg}") from e
 
 
 def max_image_pixels() -> int:

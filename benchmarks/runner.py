@@ -39,7 +39,8 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
   :mod:`benchmarks.matchers.doubles`).
 
 Optional adapter attributes the runner uses when present: ``root`` (the dataset folder, recorded in
-the manifest), ``dataset_checksum() -> str`` (instead of hashing the listing of ``root``: worth it
+the manifest), ``data_files(sample) -> list[Path]`` (files its solver reads besides the images: part
+of the data fingerprint), ``dataset_checksum() -> str`` (instead of hashing the listing of ``root``: worth it
 for benchmarks with millions of files), ``gt_correspondences(sample, i, j)`` (for ground-truth
 matchers), ``title`` (table caption) and the class attribute ``data_dir`` (folder name under the
 data root; default: the benchmark name).
@@ -58,7 +59,7 @@ import time
 import traceback
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +72,16 @@ from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_js
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.registry import ADAPTERS, MATCHERS
 from benchmarks.run_errors import (
-    DATA_ERROR,
     EmptyBenchmarkError,
     ResourceError,
     RunInterrupted,
-    SetupError,
     check_sample_files,
-    data_error_files,
     describe_os_error,
-    is_data_error,
     is_resource_error,
     max_image_pixels,
-    record_status,
+    setup_matcher,
 )
+from benchmarks.run_results import RunResult, failure_prediction, retry_keys, status_counts, variant_slug
 from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root  # noqa: F401 - re-exported
 from benchmarks.sample_matching import SampleMatches, match_sample, matched_groups
 from benchmarks.store import (
@@ -95,7 +93,7 @@ from benchmarks.store import (
     write_json_atomic,
 )
 from benchmarks.store import results_root as results_root_of
-from benchmarks.types import Correspondences, Prediction, Record, Sample
+from benchmarks.types import Correspondences, Record, Sample
 from datasets.records import DatasetFormatError
 
 __all__ = ["Runner", "RunResult", "run_benchmark", "resolve_configs", "resolve_data_root", "default_device",
@@ -103,70 +101,6 @@ __all__ = ["Runner", "RunResult", "run_benchmark", "resolve_configs", "resolve_d
 log = logging.getLogger(__name__)
 
 SLEEP_ENV = "MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE"
-
-
-@dataclass
-class RunResult:
-    """Outcome of :meth:`Runner.run`.
-
-    Attributes:
-        run_dir: the run's directory.
-        spec: what identifies it.
-        summary: the content of ``summary.json`` (``metrics`` = ``adapter.summarize(records)``).
-        expected: samples in the requested prefix; done: records present; computed: records written
-            by this call (all ranks); failures: method failures (``prediction.success == False``,
-            data errors excluded); data_errors: ``(sample key, "<file>: <problem>")`` of the
-            ``data_error`` records.
-        extra: ``rank`` and ``world_size`` of this process.
-    """
-
-    run_dir: RunDir
-    spec: RunSpec
-    summary: dict[str, Any]
-    expected: int
-    done: int
-    computed: int
-    failures: int = 0
-    data_errors: list[tuple[str, str]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
-def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
-    """A readable label of the settings that differ from the defaults, e.g.
-    ``"estimator.max_error_px=2.0"``; ``"default"`` when none do. Configs whose class cannot be built
-    without arguments are compared field by field against nothing (all fields listed)."""
-    parts = []
-    for group, cfg in configs.items():
-        try:
-            defaults = _flat(to_dict(type(cfg)()))
-        except TypeError:
-            defaults = {}
-        for key, value in _flat(to_dict(cfg)).items():
-            if key not in defaults or defaults[key] != value:
-                parts.append(f"{group}.{key}={value}")
-    if seed:
-        parts.append(f"seed={seed}")
-    return ",".join(parts) or "default"
-
-
-def _failure(stage: str, exc: BaseException, n_matches: int = 0) -> Prediction:
-    if is_resource_error(exc):
-        raise exc  # a full or read-only disk stops the run: it is no failure of the method
-    msg = str(exc).splitlines()[0][:300] if str(exc) else ""
-    if is_data_error(exc):
-        return Prediction(False, failure_reason=f"{DATA_ERROR}: {msg}", num_matches=n_matches)
-    return Prediction(False, failure_reason=f"{stage}_error: {type(exc).__name__}: {msg}",
-                      num_matches=n_matches)
 
 
 class Runner:
@@ -236,7 +170,7 @@ class Runner:
             corrs, hits = matched.corrs, matched.cache_hits
             timings.update(matched.timings)
         except Exception as e:  # noqa: BLE001 - a failed match is a failure record
-            prediction = _failure("matcher", e)
+            prediction = failure_prediction("matcher", e)
             log.warning("%s: matcher failed: %s", sample.key, prediction.failure_reason)
             log.debug("%s", traceback.format_exc())
         else:
@@ -245,7 +179,7 @@ class Runner:
             try:
                 prediction = self.adapter.solve(sample, corrs, derive_seed(self.seed, sample.key))
             except Exception as e:  # noqa: BLE001
-                prediction = _failure("solver", e, sum(len(c) for c in corrs))
+                prediction = failure_prediction("solver", e, sum(len(c) for c in corrs))
                 log.warning("%s: solver failed: %s", sample.key, prediction.failure_reason)
                 log.debug("%s", traceback.format_exc())
             timings["solve"] = time.perf_counter() - t0
@@ -299,20 +233,10 @@ class Runner:
         return self._result(run_dir, outcome, comm)
 
     def setup(self) -> None:
-        """Set the matcher up once (its optional ``setup()``: the checkpoint load); raises
-        :class:`SetupError` with the cause's message."""
-        if self._set_up:
-            return
-        setup = getattr(self.matcher, "setup", None)
-        if callable(setup):
-            try:
-                setup()
-            except Exception as e:  # noqa: BLE001 - any failure of the setup stops the run
-                log.debug("matcher setup failed", exc_info=True)
-                msg = str(e).splitlines()[0] if str(e) else ""
-                raise SetupError(f"matcher {self.spec.matcher!r} cannot be set up: {type(e).__name__}: "
-                                 f"{msg}") from e
-        self._set_up = True
+        """Set the matcher up, once (:func:`benchmarks.run_errors.setup_matcher`)."""
+        if not self._set_up:
+            setup_matcher(self.matcher, self.spec.matcher)
+            self._set_up = True
 
     def _fingerprint(self, sample: Sample) -> dict[str, str]:
         files_fn = getattr(self.adapter, "data_files", None)
@@ -334,9 +258,7 @@ class Runner:
                    keys: list[str]) -> dict[str, Record]:
         """The records to keep: the data-error records of the prefix (and failures, with
         ``retry_failed``) are dropped to be retried; the others are checked against the data."""
-        wanted = set(keys)
-        redo = {DATA_ERROR, "failure"} if self.retry_failed else {DATA_ERROR}
-        retry = {k for k, r in records.items() if k in wanted and record_status(r.prediction) in redo}
+        retry = retry_keys(records, keys, self.retry_failed)
         keep = {k: r for k, r in records.items() if k not in retry}
         by_key = {s.key: s for s in every}
         fingerprints = {k: self._fingerprint(by_key[k]) for k in keep if k in by_key}
@@ -441,15 +363,14 @@ class Runner:
         """Rank 0: merge the shards into ``records.jsonl``; write the summary and finished manifest."""
         spec, run_dir, samples = self.spec, state["run_dir"], state["samples"]
         records = dist.merge_shards(run_dir, [s.key for s in samples])  # in sample order
-        status = {k: record_status(r.prediction) for k, r in records.items()}
-        bad = [(k, data_error_files(records[k].prediction)) for k, st in status.items() if st == DATA_ERROR]
+        failures, bad = status_counts(records)
+        errors = {k for k, _ in bad}
         summary = {
             "bench": spec.bench, "matcher": spec.matcher, "slug": run_dir.slug, "key": spec.key,
-            "num_records": len(records),
-            "num_failures": sum(st == "failure" for st in status.values()),
+            "num_records": len(records), "num_failures": failures,
             "num_data_errors": len(bad), "data_errors": [{"key": k, "error": e} for k, e in bad],
             # data errors say nothing of the method: the metrics leave them out (and count them above)
-            "metrics": self.adapter.summarize([r for k, r in records.items() if status[k] != DATA_ERROR]),
+            "metrics": self.adapter.summarize([r for k, r in records.items() if k not in errors]),
         }
         summary["exports"] = export_run(self.adapter, records.values(), run_dir)
         write_json_atomic(run_dir.summary_path, summary)
@@ -464,10 +385,9 @@ class Runner:
     @staticmethod
     def _outcome(summary: dict[str, Any], expected: int, records: dict[str, Record], computed: int
                  ) -> dict[str, Any]:
-        status = {k: record_status(r.prediction) for k, r in records.items()}
-        bad = [(k, data_error_files(records[k].prediction)) for k, st in status.items() if st == DATA_ERROR]
+        failures, bad = status_counts(records)
         return {"summary": summary, "expected": expected, "done": len(records), "computed": computed,
-                "failures": sum(st == "failure" for st in status.values()), "data_errors": bad}
+                "failures": failures, "data_errors": bad}
 
     def _result(self, run_dir: RunDir, outcome: dict[str, Any], comm: Any) -> RunResult:
         extra = {"rank": comm.rank, "world_size": comm.world_size}
