@@ -38,7 +38,7 @@ MAX_MPX_ENV = "MAST3R_BENCH_MAX_IMAGE_MPX"
 DEFAULT_MAX_IMAGE_MPX = 64.0
 
 
-class SetupError(RuntimeError):
+class SetupError(ValueError):
     """The matcher or estimator could not be set up (before the first sample)."""
 
 
