@@ -70,7 +70,7 @@ def test_pixel_budget_env(monkeypatch):
 def test_setup_matcher_wraps_the_first_line():
     class Broken:
         def setup(self):
-            raise KeyError("model.head\nmore")
+            raise RuntimeError("bad key model.head\nmore")
 
     with pytest.raises(SetupError, match=r"^matcher 'm' cannot be set up: RuntimeError: bad key model.head$"):
         setup_matcher(Broken(), "m")
