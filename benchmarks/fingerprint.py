@@ -46,7 +46,7 @@ class FileHashCache:
     def __init__(self, path: Path | None) -> None:
         self.path = Path(path) if path is not None else None
         self._entries: dict[str, list[Any]] = {}
-        self._dirty = False
+        self._new = 0  # entries added since the last save
         if self.path is not None and self.path.is_file():
             try:
                 data = read_json(self.path)
@@ -72,15 +72,17 @@ class FileHashCache:
         except OSError:
             return "unreadable"
         self._entries[str(p)] = [*ident, digest]
-        self._dirty = True
+        self._new += 1
         return digest
 
-    def save(self) -> None:
-        if self.path is None or not self._dirty:
+    def save(self, every: int = 1) -> None:
+        """Write the cache file once at least ``every`` entries are new (a long run saves as it goes,
+        so a kill keeps most of the work)."""
+        if self.path is None or self._new < max(1, every):
             return
         try:
             write_json_atomic(self.path, self._entries)
-            self._dirty = False
+            self._new = 0
         except OSError as e:
             log.debug("cannot write the file-hash cache %s (%s)", self.path, e)
 

@@ -357,6 +357,7 @@ class Runner:
                 store.append(self.process(sample, matched))
                 pairs += len(self.adapter.pairs(sample))
                 bar.update()
+                self.hashes.save(every=1000)
         return dist.rates(len(samples), pairs, time.perf_counter() - t0)
 
     def _finish(self, state: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
