@@ -122,11 +122,13 @@ def _data_error_types() -> tuple[type, ...]:
 def is_data_error(exc: BaseException) -> bool:
     """Whether ``exc`` (raised while matching or solving a sample) says the sample's files are bad."""
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:  # also when wrapped (raise ... from exc)
+    # also when wrapped explicitly (``raise ... from exc``); an error raised while *handling* one (its
+    # ``__context__``, e.g. after a missing optional cache file) is not the data's fault
+    while exc is not None and id(exc) not in seen:
         if isinstance(exc, _data_error_types()):
             return True
         seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__  # type: ignore[assignment]
     return False
 
 

@@ -31,6 +31,13 @@ def test_data_errors_are_recognised_also_when_wrapped():
     except RuntimeError as wrapped:
         assert is_data_error(wrapped)
     assert not is_data_error(RuntimeError("boom")) and not is_data_error(ValueError("x"))
+    try:
+        try:
+            raise FileNotFoundError(2, "no cached weights", "w.pt")
+        except FileNotFoundError:
+            raise RuntimeError("download failed")  # noqa: B904 - the case tested: an implicit context
+    except RuntimeError as during:
+        assert not is_data_error(during)
     assert is_resource_error(OSError(errno.ENOSPC, "full"))
     assert not is_resource_error(OSError(errno.ENOENT, "x"))
 
