@@ -4,13 +4,14 @@ data root, the default device of a matcher, and the resolved configs with ``key=
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from benchmarks.config import apply_overrides, route_overrides
 
-__all__ = ["resolve_data_root", "default_device", "resolve_configs"]
+__all__ = ["resolve_data_root", "default_device", "resolve_configs", "check_device"]
 
 
 def resolve_data_root(cli_value: str | os.PathLike | None = None, bench: str | None = None) -> Path:
@@ -44,6 +45,35 @@ def default_device(matcher_cls: type) -> str:
     except ImportError:
         return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(device: str | None, option: str = "--device") -> None:
+    """Raise ``ValueError`` (one line naming ``option``) unless ``device`` is None, ``"auto"`` or a
+    torch device this machine has: ``cpu``, ``cuda[:N]`` (with CUDA available and N < the device
+    count), ``mps``, ``xpu[:N]``, ``meta``. torch is imported only for ``cuda``/``mps``/``xpu``."""
+    if device in (None, "auto"):
+        return
+    m = re.fullmatch(r"(cpu|cuda|mps|xpu|meta)(?::(\d+))?", str(device))
+    if m is None:
+        raise ValueError(f"{option} {device!r} is not a torch device (use cpu, cuda, cuda:N, mps or auto)")
+    kind, index = m[1], m[2]
+    if kind in ("cpu", "meta"):
+        return
+    try:
+        import torch
+    except ImportError:
+        raise ValueError(f"{option} {device}: torch is not installed") from None
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{option} {device}: CUDA is not available on this machine "
+                             "(torch.cuda.is_available() is False); use --device cpu")
+        if index is not None and int(index) >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise ValueError(f"{option} {device}: this machine has {count} CUDA device(s)")
+    elif kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ValueError(f"{option} {device}: MPS is not available on this machine")
+    elif kind == "xpu" and not (hasattr(torch, "xpu") and torch.xpu.is_available()):
+        raise ValueError(f"{option} {device}: XPU is not available on this machine")
 
 
 def resolve_configs(adapter_cls: Any, matcher_cls: Any,

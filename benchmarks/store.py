@@ -188,6 +188,25 @@ class RecordStore:
         self._file.flush()
         os.fsync(self._file.fileno())
 
+    def rewrite(self, records: Iterable[Record]) -> None:
+        """Replace the file by ``records`` atomically (temp file + fsync + ``os.replace``): a crash
+        leaves the old file or the new one. Used to drop records that a run retries."""
+        self.close()
+        lines = [json.dumps(to_jsonable(r), allow_nan=False, separators=(",", ":")) + "\n" for r in records]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write("".join(lines))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.path.parent)
+
     def close(self) -> None:
         if self._file is not None:
             self._file.close()

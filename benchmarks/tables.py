@@ -67,6 +67,7 @@ def collect(results_root: Path, benches: Iterable[str] | None = None,
             "bench": summary["bench"], "matcher": summary["matcher"], "variant": summary["slug"],
             "key": summary["key"], "data": data_label(run.read_manifest(), config),
             "n": summary["num_records"], "failures": summary["num_failures"],
+            "data_errors": summary.get("num_data_errors") or None,  # a column only where a run has some
             **_flatten(summary.get("metrics", {})),
         })
     return pd.DataFrame(rows, columns=None if rows else _ID_COLUMNS)

@@ -49,6 +49,7 @@ truncates with ``np.int32``) and that pixel is back-projected.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -112,6 +113,17 @@ class PoseEstimatorConfig:
     ransac_min_trials: int = 100
     ransac_max_trials: int = 10000
     refine: bool = True
+
+    def __post_init__(self) -> None:
+        """Bad solver options fail here, when the config is built, not once per sample."""
+        for name in ("pnp_max_error_px", "essential_max_error_px"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"estimator.{name} must be a finite number of pixels > 0, got {value!r}")
+        try:
+            self.ransac("pnp", 0)
+        except ValueError as e:
+            raise ValueError(f"estimator options: {e}") from None
 
     def ransac(self, solver: str, seed: int) -> RansacConfig:
         """The :class:`mast3r.geometry.RansacConfig` of ``solver`` (``"pnp"``/``"essential"``)."""

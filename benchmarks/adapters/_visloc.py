@@ -19,6 +19,7 @@ The pure pieces (lifting, distortion, subsampling) live in :mod:`benchmarks.adap
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,18 @@ class VislocEstimatorConfig:
     max_num_trials: int = 100000
     min_inlier_ratio: float = 0.01
     refine: bool = True
+
+    def __post_init__(self) -> None:
+        """Bad solver options fail here, when the config is built, not once per sample."""
+        ok = lambda v: isinstance(v, (int, float)) and math.isfinite(v) and v > 0  # noqa: E731
+        if not ok(self.max_error_px):
+            raise ValueError(f"estimator.max_error_px must be a finite number of pixels > 0, got "
+                             f"{self.max_error_px!r}")
+        if self.error_diag_ratio is not None and not ok(self.error_diag_ratio):
+            raise ValueError(f"estimator.error_diag_ratio must be a finite number > 0 or None, got "
+                             f"{self.error_diag_ratio!r}")
+        if not math.isfinite(self.min_score):
+            raise ValueError(f"estimator.min_score must be finite, got {self.min_score!r}")
 
 
 def threshold_name(condition: str, t_m: float, r_deg: float) -> str:

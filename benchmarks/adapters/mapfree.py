@@ -165,6 +165,12 @@ class MapFreeAdapter:
         """Exact matches (with ``pts3d0``) on the synthetic suite; None on real data."""
         return self._truth.correspondences(sample.views[i], sample.views[j])
 
+    def data_files(self, sample: Sample) -> list[Path]:
+        """Files the solver reads besides the images (the runner's data fingerprint): the depth
+        maps of both views for ``estimator.depth``."""
+        return [depth_path(sample.gt["scene_dir"], str(v.meta["frame"]), self.estimator.depth)
+                for v in sample.views]
+
     # -- solve --------------------------------------------------------------------------------------
     def _depth(self, sample: Sample, k: int) -> np.ndarray:
         view = sample.views[k]

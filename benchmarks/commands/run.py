@@ -9,6 +9,12 @@ BENCH --matcher NAME``. Under torchrun's environment (RANK, WORLD_SIZE, LOCAL_RA
 MASTER_PORT) the run is distributed automatically: each rank owns ``cuda:LOCAL_RANK`` (NCCL) or runs
 on the CPU (gloo), and the result is the single-process run's (see :mod:`benchmarks.distributed`).
 ``--distributed`` makes a missing torchrun environment an error instead of a single-process run.
+
+Exit codes: 0 every sample scored; 1 nothing to run (an empty benchmark, ``--limit 0``); 2 an error
+(bad option or config, broken matcher setup such as an unreadable checkpoint, records of other data
+in the run directory, a disk that refuses writes): one line on stderr, nothing recorded or records
+kept as they were; 3 some samples have unreadable data (``data_error`` records, listed with their
+files; a re-run retries them); 130 interrupted (Ctrl-C): the records written are kept.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from benchmarks import distributed
 from benchmarks.config import ConfigError, parse_assignments
 from benchmarks.distributed import DistEnv, DistributedError, PeerFailedError
 from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
+from benchmarks.run_errors import (
+    EmptyBenchmarkError,
+    ResourceError,
+    RunInterrupted,
+    SetupError,
+    describe_os_error,
+)
+from benchmarks.run_setup import check_device
 from benchmarks.runner import RunResult, run_benchmark
 from benchmarks.store import RunLockedError, results_root
 
@@ -45,6 +59,8 @@ def _add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="base seed of the solvers (part of the run's identity)")
     p.add_argument("--force", action="store_true", help="delete the run's records and start it over")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="recompute the samples whose method failed too (data errors are always retried)")
     p.add_argument("--results", metavar="DIR",
                    help="results root (default: $MAST3R_BENCH_RESULTS, else ./results)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
@@ -101,14 +117,44 @@ def _run_all(args: argparse.Namespace, bench: str, matchers: Sequence[str],
         result = run_benchmark(
             bench, matcher, overrides=overrides, data_root=args.data, results_root=args.results,
             limit=args.limit, device=args.device, seed=args.seed, force=args.force, progress=args.progress,
-            comm=getattr(args, "_comm", None),
+            comm=getattr(args, "_comm", None), retry_failed=args.retry_failed,
         )
         state = "finished" if result.done >= result.expected else "incomplete"
+        bad = f", {len(result.data_errors)} data errors" if result.data_errors else ""
         if _is_main(args):
             print(f"{bench}/{matcher}: {result.done}/{result.expected} samples ({result.computed} computed "
-                  f"now, {result.failures} failures, {state}) -> {result.run_dir.path}")
+                  f"now, {result.failures} failures{bad}, {state}) -> {result.run_dir.path}")
         results.append(result)
+    args._data_errors.extend((bench, r) for r in results if r.data_errors)
     return results
+
+
+def _report_data_errors(args: argparse.Namespace, shown: int = 20) -> int:
+    """Exit code 3 and the list of bad files when some run has data-error records, else 0."""
+    runs = getattr(args, "_data_errors", [])
+    if not runs:
+        return 0
+    if _is_main(args):
+        n = sum(len(r.data_errors) for _, r in runs)
+        print(f"mast3r-bench run: {n} samples have unreadable data (not scored; fix the files and re-run "
+              "the same command to retry them):", file=sys.stderr)
+        for bench, r in runs:
+            for key, error in r.data_errors[:shown]:
+                print(f"  {bench}/{r.spec.matcher} {key}: {error}", file=sys.stderr)
+            if len(r.data_errors) > shown:
+                print(f"  ... and {len(r.data_errors) - shown} more (summary.json in {r.run_dir.path})",
+                      file=sys.stderr)
+    return 3
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Options that are wrong whatever runs (ValueError naming the option)."""
+    if args.limit is not None and args.limit < 0:
+        raise ConfigError(f"--limit must be a number of samples >= 1, got {args.limit}")
+    check_device(args.device)
+    root = results_root(args.results)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"--results {root} is a file, not a folder")
 
 
 def _print_table(args: argparse.Namespace, results: Sequence[RunResult], bench: str) -> None:
@@ -176,7 +222,7 @@ def default_job(args: argparse.Namespace, overrides: Mapping[str, str]) -> int:
             continue
         results = _run_all(args, bench, matchers, overrides)
         _print_table(args, results, bench)
-    return 0
+    return _report_data_errors(args)
 
 
 @contextlib.contextmanager
@@ -196,6 +242,11 @@ def handler(args: argparse.Namespace) -> int:
         env = DistEnv.from_environ()
         quiet = env is not None and env.rank != 0
         bench, overrides = _parse_rest(args)
+        args._data_errors = []
+        _check_options(args)
+        if args.limit == 0:
+            log.warning("--limit 0: nothing to run")
+            return 1
         if args.distributed and env is None:
             DistEnv.from_environ(required=True)  # raises, naming what is missing
         if bench is not None:
@@ -211,14 +262,26 @@ def handler(args: argparse.Namespace) -> int:
                 return default_job(args, overrides)
             results = _run_all(args, bench, args.matcher, overrides)
             _print_table(args, results, bench)
-            return 0
+            return _report_data_errors(args)
     except PeerFailedError:  # rank 0 has reported it
         log.debug("run failed on rank 0", exc_info=True)
         return 2
+    except EmptyBenchmarkError as e:
+        if not quiet:
+            log.warning("%s", e)
+        return 1
+    except KeyboardInterrupt as e:
+        kept = f": {e.records} records kept" if isinstance(e, RunInterrupted) else ""
+        print(f"\ninterrupted{kept}; re-run the same command to resume", file=sys.stderr)
+        return 130
     except (ConfigError, UnknownNameError, RunLockedError, ValueError, FileNotFoundError,
-            DistributedError) as e:
+            DistributedError, SetupError, ResourceError, OSError) as e:
         log.debug("run failed", exc_info=True)
         if not quiet:
             where = f" [rank {env.rank}]" if env is not None and env.rank else ""
-            print(f"mast3r-bench run{where}: error: {e}", file=sys.stderr)
+            resource = isinstance(e, OSError) and not isinstance(e, FileNotFoundError)
+            msg = describe_os_error(e) if resource else e  # type: ignore[arg-type]
+            kept = getattr(e, "records", None)
+            tail = f" ({kept} records kept; re-run the same command to resume)" if kept else ""
+            print(f"mast3r-bench run{where}: error: {msg}{tail}", file=sys.stderr)
         return 2

@@ -74,6 +74,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
+    from benchmarks.run_setup import check_device
+
+    try:
+        check_device(args.device)  # one line, not a traceback from deep inside torch
+    except ValueError as e:
+        print(f"mast3r-bench time: error: {e}", file=sys.stderr)
+        return 2
     from benchmarks.timing_cli import run  # torch, the model and Triton load only when timing
 
     return run(args)

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from datasets.records import DatasetFormatError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -50,8 +52,8 @@ def load_image(path: str | Path, *, gray: bool) -> np.ndarray:
         with Image.open(path) as raw:
             upright = ImageOps.exif_transpose(raw)
             arr = np.asarray(upright.convert("L" if gray else "RGB"), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from e
+    except (UnidentifiedImageError, OSError) as e:  # a data error of the sample (benchmarks.run_errors)
+        raise DatasetFormatError(path, None, f"cannot read image: {e}") from e
     return arr
 
 

@@ -124,6 +124,11 @@ class Dust3rMatcher:
     def weights_checksum(self) -> str | None:
         return self.network.weights_checksum()
 
+    def setup(self) -> None:
+        """Load the checkpoint now (the runner calls this once before the first sample, so that a
+        broken checkpoint stops the run instead of failing every sample)."""
+        _ = self.network.model
+
     def with_config(self, config: Dust3rConfig) -> Dust3rMatcher:
         """Same as ``Mast3rMatcher.with_config``: shares the model when the network settings agree."""
         c = self.config

@@ -229,6 +229,15 @@ class Mast3rMatcher:
     def weights_checksum(self) -> str | None:
         return self.network.weights_checksum()
 
+    def setup(self) -> None:
+        """Load the checkpoint now (the runner calls this once before the first sample, so that a
+        broken checkpoint stops the run instead of failing every sample); a model without the
+        descriptor head (a DUSt3R checkpoint) is refused here."""
+        config = getattr(self.network.model, "config", None)  # a test double may have none
+        if "desc" not in str(getattr(config, "output_mode", "desc")):
+            raise ValueError(f"{self.config.checkpoint or 'the model'} has no descriptor head (output_mode "
+                             f"{config.output_mode!r}: a DUSt3R checkpoint?): use the dust3r matcher")
+
     def with_config(self, config: Mast3rConfig) -> Mast3rMatcher:
         """A matcher for ``config`` sharing this one's model and forward cache when the network
         settings (checkpoint, size, precision, fast path) are the same."""

@@ -259,8 +259,10 @@ def test_crash_in_one_pair_is_a_failure_record(tmp_path):
     records = RecordStore(result.run_dir.records_path).load()
     assert result.done == 3 and len(records) == 3
     bad = records[samples[1].key].prediction
-    assert not bad["success"] and bad["failure_reason"].startswith("matcher_error") and broken.name in \
+    # a corrupt image is the data's fault, not the matcher's (issue 15 item 4): a data_error record
+    assert not bad["success"] and bad["failure_reason"].startswith("data_error: ") and broken.name in \
         bad["failure_reason"]
+    assert [k for k, _ in result.data_errors] == [samples[1].key]
     assert all(records[s.key].meta["num_matches"][0] > 0 for s in (samples[0], samples[2]))
 
 
