@@ -4,10 +4,9 @@ failure record of a sample, and the counts of a run's records by status (ok, met
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchmarks.config import to_dict
