@@ -124,7 +124,7 @@ separators and the newline (<= 480), rounded up."""
 MAX_MEMBER_BYTES = MAPFREE_MAX_FRAMES_PER_SCENE * MAPFREE_MAX_LINE_BYTES
 """Uncompressed bytes of one member (51,200,000): one line for every frame key a scene can have."""
 MAX_TOTAL_BYTES = 256 << 20
-"""Uncompressed bytes read from one zip (256 MiB = 5.2 full members; at the 221 bytes of a written
+"""Uncompressed bytes read from one zip (256 MiB = 5.2 full members; at the <= 221 bytes of a written
 ``seq1/frame_XXXXX.jpg`` line, 1.2 M pose lines, i.e. over 9,000 frames for each of the 130 test scenes)."""
 _CHUNK = 1 << 20
 
