@@ -6,6 +6,10 @@ Layout::
     <frames_root>/{train,test}/<sequence_id>/<timestamp>.png  extracted frames (default frames_root:
                                                               <root>/frames)
 
+The release extracts to ``RealEstate10K/{train,test}/``: ``root`` may also be the folder holding
+``RealEstate10K/`` (and ``frames/``), or ``RealEstate10K/`` itself with ``frames/`` inside or beside it
+(:func:`camera_root`, :func:`default_frames_root`).
+
 Camera line (19 numbers): ``timestamp_us fx fy cx cy 0 0 r00 r01 r02 t0 r10 r11 r12 t1 r20 r21 r22 t2``
 with ``fx fy cx cy`` normalised by the frame width/height and a row-major 3x4 world-to-camera
 matrix (OpenCV axes).
@@ -19,6 +23,7 @@ Public API:
         ``missing_frames="skip"``; with ``"error"`` a missing frame is an error naming the camera
         file line).
     ``Re10kCamera``: ``timestamp_us, intrinsics_norm (4,), cam_from_world (4, 4)``, ``.K(W, H)``.
+    ``camera_root(path)``, ``default_frames_root(camera_root)``: the layout resolution above.
     ``read_camera_file(path) -> (url, list[Re10kCamera])``, ``read_sequence_list(path) -> list[str]``
     (e.g. PoseDiffusion's ``re10k_test_1800.txt``), ``check(root, images=True) -> dict``.
 
@@ -46,9 +51,37 @@ from datasets._parse import (
 )
 from datasets.records import DatasetFormatError, K_matrix, View
 
-__all__ = ["Re10kCamera", "Re10kDataset", "Re10kSequence", "check", "read_camera_file", "read_sequence_list"]
+__all__ = ["RELEASE_DIR", "Re10kCamera", "Re10kDataset", "Re10kSequence", "camera_root", "check",
+           "default_frames_root", "has_camera_files", "read_camera_file", "read_sequence_list"]
 
 SPLITS = ("train", "test")
+RELEASE_DIR = "RealEstate10K"
+"""The folder the release's camera files extract to (``RealEstate10K/{train,test}/``)."""
+
+
+def has_camera_files(path: Path) -> bool:
+    """True when ``path`` holds a ``train`` or ``test`` folder with ``.txt`` camera files."""
+    return any((path / s).is_dir() and any((path / s).glob("*.txt")) for s in SPLITS)
+
+
+def camera_root(path: str | Path) -> Path:
+    """The folder holding ``{train,test}/``: ``path`` itself when it holds camera files, else
+    ``path/RealEstate10K`` when that does (the release extracted into ``path``), else ``path``."""
+    path = Path(path)
+    if not has_camera_files(path) and has_camera_files(path / RELEASE_DIR):
+        return path / RELEASE_DIR
+    return path
+
+
+def default_frames_root(root: str | Path) -> Path:
+    """Folder of ``<split>/<sequence>/<timestamp>.png`` for a camera root: ``root/frames``, or
+    ``root/../frames`` when ``root`` is a ``RealEstate10K`` release folder without ``frames/`` and its
+    parent has one (frames extracted beside the release)."""
+    root = Path(root)
+    inside, beside = root / "frames", root.parent / "frames"
+    if root.name == RELEASE_DIR and not inside.is_dir() and beside.is_dir():
+        return beside
+    return inside
 
 
 @dataclass(frozen=True)
@@ -124,9 +157,10 @@ class Re10kDataset:
             raise ValueError(f"unknown RealEstate10K split {split!r}; expected one of {SPLITS}")
         if missing_frames not in ("error", "skip"):
             raise ValueError(f"missing_frames must be 'error' or 'skip', got {missing_frames!r}")
-        self.root = Path(root)
+        self.root = camera_root(root)
         self.split = split
-        self.frames_dir = (Path(frames_root) if frames_root is not None else self.root / "frames") / split
+        self.frames_root = Path(frames_root) if frames_root is not None else default_frames_root(self.root)
+        self.frames_dir = self.frames_root / split
         self.missing_frames = missing_frames
 
     def camera_path(self, seq: str) -> Path:
@@ -171,11 +205,13 @@ class Re10kDataset:
 def check(root: str | Path, images: bool = True, splits: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Validate all camera files of the splits present; for sequences with extracted frames every
     frame must exist and (with ``images``) share the first frame's size. Returns counts."""
-    root = require_dir(root, "RealEstate10K root")
+    root = camera_root(require_dir(root, "RealEstate10K root"))
     present = [s for s in (splits or SPLITS) if (root / s).is_dir()]
     if not present:
-        raise DatasetFormatError(root, None, "no split folder (train, test) of camera files found")
-    summary: dict[str, Any] = {"bench": "re10k", "root": str(root), "splits": {}}
+        raise DatasetFormatError(root, None, f"no split folder (train, test) of camera files found, "
+                                 f"nor a {RELEASE_DIR}/ folder holding one")
+    summary: dict[str, Any] = {"bench": "re10k", "root": str(root),
+                               "frames_root": str(default_frames_root(root)), "splits": {}}
     keys = ("sequences", "sequences_with_frames", "cameras", "views")
     totals = dict.fromkeys(keys, 0)
     for split in present:

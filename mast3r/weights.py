@@ -61,19 +61,48 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 24) -> str:
     return digest.hexdigest()
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_TORCH_MAGIC = b"\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")
+"""``torch.serialization.MAGIC_NUMBER`` as the legacy format pickles it first (LONG1, 10 bytes)."""
+
+
+def _is_torch_legacy(head: bytes) -> bool:
+    """A legacy ``torch.save`` stream: pickle protocol 2-5 whose first object is torch's magic number.
+
+    Protocols 2/3 put the LONG1 opcode right after ``0x80 proto``; 4/5 first open a FRAME (``0x95`` +
+    8-byte length).
+    """
+    if head[:1] != b"\x80" or head[1:2] not in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return False
+    if head[1] >= 4:
+        return head[2:3] == b"\x95" and head[11:23] == _TORCH_MAGIC
+    return head[2:14] == _TORCH_MAGIC
+
+
 def _sniff(path: Path) -> str:
-    """``"zip"`` (torch >= 1.6 format), ``"legacy"`` (old torch pickle) or ``"safetensors"``."""
+    """``"zip"`` (torch >= 1.6 format), ``"legacy"`` (old torch pickle) or ``"safetensors"``.
+
+    Unambiguous: zip files start ``PK\x03\x04``; legacy files are a pickle (``0x80``, protocol 2-5)
+    whose first object is torch's magic number; safetensors files start with a u64 LE header length
+    ``N`` followed by a JSON object (``{``) that fits in the file. A safetensors ``N`` whose low byte
+    is ``0x80`` therefore stays safetensors.
+    """
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
-            head = fh.read(9)
+            head = fh.read(23)
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read checkpoint ({exc.strerror or exc})") from None
-    if head.startswith(b"PK\x03\x04"):
+    if head.startswith(_ZIP_MAGIC):
         return "zip"
-    if head[:1] == b"\x80":
+    if _is_torch_legacy(head):
+        if head[1] >= 4:  # torch's weights-only unpickler has no FRAME opcode: say so, not "refused"
+            raise CheckpointError(
+                f"{path}: legacy torch.save file with pickle protocol {head[1]}, which the safe "
+                "(weights_only) loader cannot read; re-save it with the default torch.save format"
+            )
         return "legacy"
-    if len(head) == 9 and head[8:9] == b"{":
+    if len(head) >= 9 and head[8:9] == b"{":
         header_len = int.from_bytes(head[:8], "little")
         if 8 + header_len > size:
             raise CheckpointError(
@@ -82,6 +111,9 @@ def _sniff(path: Path) -> str:
         return "safetensors"
     if size == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
+    if head[:1] == b"\x80":
+        raise CheckpointError(f"{path}: a pickle without PyTorch's magic number (truncated, or not "
+                              "written by torch.save); not a checkpoint")
     raise CheckpointError(f"{path}: not a PyTorch (.pth) or safetensors checkpoint (unrecognised header)")
 
 

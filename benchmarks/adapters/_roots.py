@@ -3,7 +3,8 @@
 The runner builds an adapter on ``<data root>/<bench>``. Users also pass the benchmark folder itself
 (``--data DIR/mapfree``, as ``mast3r-bench score mapfree --data`` accepts), which makes that
 ``DIR/mapfree/mapfree``: :func:`resolve_root` then falls back to the parent when the parent is the
-benchmark folder, so both spellings read the same data (and record the same ``root``).
+benchmark folder, so both spellings read the same data (and record the same ``root``). A release that
+extracts to a named folder (``RealEstate10K/``) is also found inside either.
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ __all__ = ["resolve_root", "is_synthetic_root", "listing_checksum"]
 log = logging.getLogger(__name__)
 
 
-def resolve_root(root: Path, looks_like: Callable[[Path], bool], bench: str) -> Path:
-    """``root`` when it looks like the benchmark folder, else its parent when that does, else
-    ``root`` unchanged (the reader then names what is missing)."""
+def resolve_root(root: Path, looks_like: Callable[[Path], bool], bench: str, inner: Sequence[str] = ()
+                 ) -> Path:
+    """The first of ``root``, ``root/<inner>``, then (when ``root`` is named ``bench``) its parent and
+    ``parent/<inner>`` that looks like the benchmark folder, else ``root`` unchanged (the reader then
+    names what is missing). ``inner``: folder names a release extracts to (``RealEstate10K``)."""
     root = Path(root)
-    if looks_like(root):
-        return root
-    if root.name == bench and looks_like(root.parent):
-        log.info("%s: %s is not a %s folder; using its parent %s", bench, root, bench, root.parent)
-        return root.parent
+    candidates = [root, *(root / name for name in inner)]
+    if root.name == bench:
+        candidates += [root.parent, *(root.parent / name for name in inner)]
+    for cand in candidates:
+        if looks_like(cand):
+            if cand != root:
+                log.info("%s: %s is not a %s folder; using %s", bench, root, bench, cand)
+            return cand
     return root
 
 

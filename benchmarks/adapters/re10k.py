@@ -2,7 +2,9 @@
 
 Data: ``<data root>/re10k`` (or ``--data`` pointing at that folder) in the layout of
 ``datasets.re10k``: camera files ``<split>/<sequence>.txt`` and frames extracted the PoseDiffusion
-way, ``frames/<split>/<sequence>/<timestamp>.png``. Sequences: those of ``sequence_list`` (e.g.
+way, ``frames/<split>/<sequence>/<timestamp>.png``. The release's own ``RealEstate10K/<split>/`` is
+found inside that folder (or the data root), with ``frames/`` inside it or beside it; ``--data`` may
+also name ``RealEstate10K/`` itself. Sequences: those of ``sequence_list`` (e.g.
 PoseDiffusion's ``re10k_test_1800.txt``, 1,832 ids; relative paths are relative to the root) or, by
 default, every camera file of ``split``, sorted; clips whose video was not extracted (no frames
 folder) are skipped (counted in the log), frames missing from an extracted clip are skipped, and a
@@ -28,7 +30,13 @@ from benchmarks.adapters._posediffusion import FrameSampler, PoseDiffusionProtoc
 from benchmarks.adapters._roots import listing_checksum, resolve_root
 from benchmarks.adapters._synthetic_gt import SyntheticTruth
 from benchmarks.types import Correspondences, Sample
-from datasets.re10k import Re10kDataset, read_sequence_list
+from datasets.re10k import (
+    RELEASE_DIR,
+    Re10kDataset,
+    default_frames_root,
+    has_camera_files,
+    read_sequence_list,
+)
 
 __all__ = ["Re10kAdapter", "Re10kConfig", "Re10kEstimatorConfig"]
 log = logging.getLogger(__name__)
@@ -40,7 +48,8 @@ class Re10kConfig:
 
     Attributes:
         split: camera-file split (``test``).
-        sequence_list: file of sequence ids to evaluate (one per line); None = every camera file.
+        sequence_list: file of sequence ids to evaluate (one per line); None = every camera file. A
+            relative path is taken in the root (for a ``RealEstate10K`` root, else beside it).
         frames_root: folder holding ``<split>/<sequence>/<timestamp>.png``; None = ``<root>/frames``.
         num_frames: frames drawn per clip. seed: numpy legacy seed of the draw.
         sampling: ``"stream"`` (PoseDiffusion) or ``"per_sequence"`` (see ``_posediffusion``).
@@ -61,8 +70,6 @@ class Re10kEstimatorConfig(PoseEstimatorConfig):
     """Per-pair solver options (:class:`benchmarks.adapters._pose_solvers.PoseEstimatorConfig`)."""
 
 
-def _looks_like_re10k(path: Path) -> bool:
-    return any((path / s).is_dir() and any((path / s).glob("*.txt")) for s in ("test", "train"))
 
 
 class Re10kAdapter(PoseDiffusionProtocol):
@@ -77,7 +84,7 @@ class Re10kAdapter(PoseDiffusionProtocol):
 
     def __init__(self, root: Path, config: Re10kConfig | None = None,
                  estimator: Re10kEstimatorConfig | None = None) -> None:
-        self.root = resolve_root(Path(root), _looks_like_re10k, self.data_dir)
+        self.root = resolve_root(Path(root), has_camera_files, self.data_dir, inner=(RELEASE_DIR,))
         self.config = config or Re10kConfig()
         self.estimator = estimator or Re10kEstimatorConfig()
         self._truth = SyntheticTruth(self.root)
@@ -85,15 +92,25 @@ class Re10kAdapter(PoseDiffusionProtocol):
     def dataset_checksum(self) -> str | None:
         """Fingerprint of the camera files and extracted clip folders (not of every frame)."""
         split = self.config.split
-        frames = [f"frames/{split}/*"] if self.config.frames_root is None else []
-        return listing_checksum(self.root, (f"{split}/*.txt", *frames))
+        if self.config.frames_root is not None:
+            return listing_checksum(self.root, (f"{split}/*.txt",))
+        frames = default_frames_root(self.root)
+        if frames.parent == self.root:
+            return listing_checksum(self.root, (f"{split}/*.txt", f"frames/{split}/*"))
+        # frames beside the RealEstate10K folder: list both from their common parent
+        return listing_checksum(self.root.parent, (f"{self.root.name}/{split}/*.txt", f"frames/{split}/*"))
 
     def sequences(self, ds: Re10kDataset) -> list[str]:
         """Sequence ids to evaluate, in protocol order."""
         if self.config.sequence_list is None:
             return ds.sequences()
         path = Path(self.config.sequence_list)
-        return read_sequence_list(path if path.is_absolute() else self.root / path)
+        if not path.is_absolute():
+            inside, beside = self.root / path, self.root.parent / path
+            # a list kept beside the RealEstate10K release folder (e.g. re10k/re10k_test_1800.txt)
+            use_beside = self.root.name == RELEASE_DIR and not inside.is_file() and beside.is_file()
+            path = beside if use_beside else inside
+        return read_sequence_list(path)
 
     def samples(self) -> Iterator[Sample]:
         cfg = self.config

@@ -7,6 +7,9 @@ Subcommands (each prints one JSON object on stdout and, with ``--json OUT``, wri
   ``mapfree/<split>/`` (or the ``mapfree`` folder itself). Keys: ``avg_median_trans_err_m,
   avg_median_rot_err_deg, avg_median_vcre_px, precision_pose, auc_pose, precision_vcre, auc_vcre,
   estimated_fraction`` (fractions in [0, 1]; ``null`` where the official script prints NaN).
+  Only the split's ``pose_<scene>.txt`` members are read, bounded by what a submission can need:
+  51,200,000 bytes uncompressed per member (100,000 frame keys x 512-byte lines) and 256 MiB in all,
+  checked on the declared sizes and again while reading; over a cap is an error naming the member.
 * ``score aachen|inloc --gt GT.txt --pred RESULTS.txt``: recall at the benchmark's thresholds,
   ``{"<condition>": [[t_m, r_deg, percent], ...], "all": [...]}``. GT lines are
   ``name qw qx qy qz tx ty tz [condition]`` (world-to-camera, names as in the query lists);
@@ -35,6 +38,7 @@ from benchmarks.metrics import localization, mapfree
 from benchmarks.metrics.dtu import dtu_chamfer
 from benchmarks.metrics.submission import (
     SubmissionFormatError,
+    list_zip_members,
     read_name_map,
     read_visloc_gt,
     read_visloc_results,
@@ -140,7 +144,8 @@ def _score_mapfree(args: argparse.Namespace) -> dict[str, Any]:
     scenes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
     if not scenes:
         raise ValueError(f"{split_dir}: no scene folders")
-    members = read_zip_members(args.submission)
+    names = list_zip_members(args.submission)
+    members = read_zip_members(args.submission, [f"pose_{scene}.txt" for scene in scenes])
     results: dict[str, mapfree.SceneResult] = {}
     for scene in tqdm(scenes, desc="map-free scenes", disable=len(scenes) < 10):
         folder = split_dir / scene
@@ -160,7 +165,7 @@ def _score_mapfree(args: argparse.Namespace) -> dict[str, Any]:
         else:
             log.warning("submission has no estimates for scene %s", scene)
         results[scene] = mapfree.evaluate_scene(gt, est, intrinsics, scene=scene)
-    unexpected = {n[5:-4] for n in members if n.startswith("pose_")} - set(scenes)
+    unexpected = {n[5:-4] for n in names if n.startswith("pose_") and n.endswith(".txt")} - set(scenes)
     if unexpected:
         log.warning("submission contains estimates for %d scenes outside the %s split", len(unexpected),
                     args.split)

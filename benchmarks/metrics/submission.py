@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -22,6 +23,9 @@ __all__ = [
     "write_mapfree_submission",
     "read_mapfree_submission",
     "read_zip_members",
+    "list_zip_members",
+    "MAX_MEMBER_BYTES",
+    "MAX_TOTAL_BYTES",
     "write_visloc_results",
     "read_visloc_results",
     "read_visloc_gt",
@@ -112,16 +116,97 @@ def write_mapfree_submission(
     return path
 
 
-def read_zip_members(path: str | Path) -> dict[str, bytes]:
-    """All members of a zip, name -> bytes (a repeated name keeps the last, like ``ZipFile.open``)."""
+MAPFREE_MAX_FRAMES_PER_SCENE = 100_000
+"""Frames one ``pose_<scene>.txt`` can key: the evaluator keys by ``int(name[-9:-4])``, five digits."""
+MAPFREE_MAX_LINE_BYTES = 512
+"""Bytes of one pose line: a name (<= 255 bytes), 8 numbers of <= 24 characters (a float64's ``repr``),
+separators and the newline (<= 480), rounded up."""
+MAX_MEMBER_BYTES = MAPFREE_MAX_FRAMES_PER_SCENE * MAPFREE_MAX_LINE_BYTES
+"""Uncompressed bytes of one member (51,200,000): one line for every frame key a scene can have."""
+MAX_TOTAL_BYTES = 256 << 20
+"""Uncompressed bytes read from one zip (256 MiB = 5.2 full members; at the <= 221 bytes of a written
+``seq1/frame_XXXXX.jpg`` line, 1.2 M pose lines, i.e. over 9,000 frames for each of the 130 test scenes)."""
+_CHUNK = 1 << 20
+
+
+def _zip_error(path: Path, exc: BaseException) -> SubmissionFormatError:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SubmissionFormatError(f"{path}: not a zip file ({text})")
+
+
+def list_zip_members(path: str | Path) -> list[str]:
+    """Member names of a zip, in central-directory order (nothing is decompressed)."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path, "r") as zf:
-            return {info.filename: zf.read(info) for info in zf.infolist()}
+            return [info.filename for info in zf.infolist()]
     except FileNotFoundError:
         raise SubmissionFormatError(f"{path}: file not found") from None
-    except zipfile.BadZipFile as exc:
-        raise SubmissionFormatError(f"{path}: not a zip file ({exc})") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _zip_error(path, exc) from None
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, where: str) -> bytes:
+    """The member's bytes, streamed; more than ``cap`` bytes (whatever the declared size) raises."""
+    chunks: list[bytes] = []
+    total = 0
+    with zf.open(info) as fh:
+        while chunk := fh.read(min(_CHUNK, cap + 1 - total)):
+            total += len(chunk)
+            if total > cap:
+                raise SubmissionFormatError(f"{where}: holds more than {cap} bytes uncompressed although it "
+                                            f"declares {info.file_size}; refusing to read further")
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_zip_members(path: str | Path, names: Iterable[str] | None = None, *,
+                     max_member_bytes: int = MAX_MEMBER_BYTES,
+                     max_total_bytes: int = MAX_TOTAL_BYTES) -> dict[str, bytes]:
+    """Members of a zip, name -> bytes (a repeated name keeps the last, like ``ZipFile.open``).
+
+    ``names``: read only these members (absent ones are simply not in the result); default all.
+    Bounded: a member whose declared uncompressed size exceeds ``max_member_bytes``, or members whose
+    declared sizes add up to more than ``max_total_bytes``, raise :class:`SubmissionFormatError`
+    before anything is decompressed; reading stops at the cap if a declared size lies. The defaults
+    are what a Map-free submission can need (:data:`MAX_MEMBER_BYTES`, :data:`MAX_TOTAL_BYTES`).
+    """
+    path = Path(path)
+    wanted = None if names is None else set(names)
+    try:
+        with zipfile.ZipFile(path, "r") as zf:
+            infos = {info.filename: info for info in zf.infolist()
+                     if wanted is None or info.filename in wanted}
+            total = 0
+            for name, info in infos.items():
+                if info.file_size > max_member_bytes:
+                    raise SubmissionFormatError(
+                        f"{path}:{name}: {info.file_size} bytes uncompressed, over the cap of "
+                        f"{max_member_bytes} bytes for one member (a Map-free pose file needs at most "
+                        f"{MAPFREE_MAX_FRAMES_PER_SCENE} lines of {MAPFREE_MAX_LINE_BYTES} bytes)")
+                total += info.file_size
+            if total > max_total_bytes:
+                raise SubmissionFormatError(
+                    f"{path}: members hold {total} bytes uncompressed, over the cap of {max_total_bytes} "
+                    "bytes for one submission")
+            out: dict[str, bytes] = {}
+            left = max_total_bytes
+            for name, info in infos.items():
+                where = f"{path}:{name}"
+                try:
+                    out[name] = _read_member(zf, info, min(max_member_bytes, left), where)
+                except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError,
+                        OSError) as exc:
+                    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise SubmissionFormatError(f"{where}: corrupt or unsupported member ({text})") from None
+                left -= len(out[name])
+            return out
+    except SubmissionFormatError:
+        raise
+    except FileNotFoundError:
+        raise SubmissionFormatError(f"{path}: file not found") from None
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise _zip_error(path, exc) from None
 
 
 def _decode(data: bytes, where: str) -> str:
@@ -157,10 +242,13 @@ def read_mapfree_submission(path: str | Path) -> dict[str, list[tuple[str, np.nd
     evaluator's own lenient parser, ``benchmarks.metrics.mapfree.load_poses``.
     """
     out: dict[str, list[tuple[str, np.ndarray, float]]] = {}
-    for member, data in read_zip_members(path).items():
+    poses = []
+    for member in dict.fromkeys(list_zip_members(path)):
         if "/" in member or not (member.startswith("pose_") and member.endswith(".txt")):
             log.warning("%s: ignoring member %r (not a root-level pose_<scene>.txt)", path, member)
-            continue
+        else:
+            poses.append(member)
+    for member, data in read_zip_members(path, poses).items():
         rows = out.setdefault(member[5:-4], [])
         for number, line in enumerate(_decode(data, f"{path}:{member}").splitlines(), start=1):
             tokens = line.split()

@@ -179,3 +179,23 @@ def test_score_dtu_hand_worked(tmp_path, capsys):
     rc, shuffled = run(["score", "dtu", "--gt-root", str(tmp_path), "--scan", "24", "--ply", str(ply)],
                        capsys)
     assert rc == 0 and shuffled == got  # spacing 1 mm: nothing to thin, order does not matter
+
+
+def test_score_mapfree_refuses_an_oversized_member_cli(mapfree_root, tmp_path):
+    # issue 15 item 7: a small zip with a huge member is refused before it is decompressed
+    import subprocess
+    import sys
+
+    from benchmarks.metrics.submission import MAX_MEMBER_BYTES
+
+    sub = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(sub, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("pose_s00460.txt", b"\n" * (MAX_MEMBER_BYTES + 1))
+    assert sub.stat().st_size < 200_000
+    cmd = [sys.executable, "-m", "benchmarks", "score", "mapfree", "--data", str(mapfree_root),
+           "--submission", str(sub)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert (f"{sub}:pose_s00460.txt: {MAX_MEMBER_BYTES + 1} bytes uncompressed, over the cap of "
+            f"{MAX_MEMBER_BYTES} bytes for one member") in proc.stderr
+    assert "Traceback" not in proc.stderr

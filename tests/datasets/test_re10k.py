@@ -105,3 +105,33 @@ def test_sequence_list(tmp_path: Path) -> None:
     p.write_text("a b\n")
     with pytest.raises(DatasetFormatError, match=":1: expected 1 fields"):
         read_sequence_list(p)
+
+
+def _release_layout(root: Path, dest: Path, frames_inside: bool) -> Path:
+    """Move the fixture to the release layout: ``dest/RealEstate10K/test`` and frames inside or beside."""
+    release = dest / "RealEstate10K"
+    release.mkdir(parents=True)
+    (root / "test").rename(release / "test")
+    (root / "frames").rename((release if frames_inside else dest) / "frames")
+    return release
+
+
+@pytest.mark.parametrize("frames_inside", [False, True])
+def test_release_layout_from_either_folder(root: Path, tmp_path: Path, frames_inside: bool) -> None:
+    # issue 15 item 9: the release extracts to RealEstate10K/{train,test}/
+    holder = tmp_path / "holder"
+    release = _release_layout(root, holder, frames_inside)
+    frames = (release if frames_inside else holder) / "frames"
+    for given in (holder, release):
+        ds = Re10kDataset(given, "test")
+        assert ds.root == release and ds.frames_dir == frames / "test"
+        assert ds.sequences() == [SEQ, "ffff000000000000"] and ds.has_frames(SEQ)
+        assert ds.sequence(SEQ).views[0].image_path == frames / "test" / SEQ / "46211000.png"
+        s = check(given)
+        assert (s["sequences"], s["sequences_with_frames"], s["views"]) == (2, 1, 3)
+        assert s["root"] == str(release) and s["frames_root"] == str(frames)
+
+
+def test_root_without_camera_files_names_the_release_folder(tmp_path: Path) -> None:
+    with pytest.raises(DatasetFormatError, match="nor a RealEstate10K/ folder holding one"):
+        check(tmp_path)

@@ -219,3 +219,79 @@ def test_bf16_backbone_keeps_float32_heads(tiny_state):
     with torch.inference_mode():
         out = model(torch.randn(1, 3, 32, 48), torch.randn(1, 3, 48, 32))
     assert out.view0.pts3d.dtype == torch.float32 and math.isfinite(float(out.view1.conf.sum()))
+
+
+def _safetensors_with_header_length(path: Path, tensors: dict[str, torch.Tensor], low: int, mask: int) -> int:
+    """Write ``tensors`` with padding metadata until the header length N satisfies ``N % mask == low``."""
+    from safetensors.torch import save_file
+
+    def write(pad: int) -> int:
+        save_file(tensors, str(path), metadata={"model": TINY.to_args_string(), "pad": "x" * pad})
+        return int.from_bytes(path.read_bytes()[:8], "little")
+
+    base = write(0)  # the header grows one byte per pad character, then is space-padded to 8 bytes
+    target = base + (low - base) % mask
+    for pad in range(max(0, target - base - 8), target - base + 9):
+        if (header_len := write(pad)) % mask == low:
+            return header_len
+    raise AssertionError("no padding gives the wanted header length")
+
+
+@pytest.mark.parametrize(("low", "mask"), [(0x80, 0x100), (0x0280, 0x10000)])
+def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path: Path, tiny_state, low, mask):
+    # N % 256 == 0x80 makes the first byte the pickle PROTO opcode (~1 in 256 files); 0x0280 even gives
+    # the exact two bytes of a protocol-2 pickle. Both stay safetensors.
+    path = tmp_path / "odd.safetensors"
+    header_len = _safetensors_with_header_length(path, tiny_state, low, mask)
+    assert path.read_bytes()[:1] == b"\x80" and header_len % mask == low
+    model = load_model(path)
+    assert model.config == TINY
+    for key, value in tiny_state.items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_torch_magic_constant_matches_torch():
+    from mast3r.weights import _TORCH_MAGIC
+
+    assert _TORCH_MAGIC == b"\x8a\x0a" + torch.serialization.MAGIC_NUMBER.to_bytes(10, "little")
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_legacy_torch_files_load(tmp_path: Path, tiny_state, protocol):
+    path = tmp_path / f"legacy{protocol}.pth"
+    container = {"model": tiny_state, "args": argparse.Namespace(model=TINY.to_args_string())}
+    torch.save(container, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    model = load_model(path)
+    assert model.config == TINY
+    assert torch.equal(model.state_dict()["enc_norm.weight"], tiny_state["enc_norm.weight"])
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_legacy_torch_files_of_protocol_4_and_5_are_named(tmp_path: Path, tiny_state, protocol):
+    # torch's weights-only unpickler lacks the FRAME opcode of protocols 4/5: say that, not "refused"
+    path = tmp_path / f"legacy{protocol}.pth"
+    torch.save(tiny_state, path, _use_new_zipfile_serialization=False, pickle_protocol=protocol)
+    with pytest.raises(CheckpointError, match=f"legacy{protocol}.pth: legacy torch.save file with pickle "
+                       f"protocol {protocol}, which the safe"):
+        load_model(path, config=TINY)
+
+
+def test_zip_torch_file_is_sniffed_as_zip(tmp_path: Path, tiny_state):
+    from mast3r.weights import _sniff
+
+    path = tmp_path / "zip.pth"
+    torch.save(tiny_state, path)
+    assert _sniff(path) == "zip"
+    legacy = tmp_path / "legacy.pth"
+    torch.save(tiny_state, legacy, _use_new_zipfile_serialization=False)
+    assert _sniff(legacy) == "legacy"
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_plain_pickle_is_not_a_checkpoint(tmp_path: Path, protocol):
+    import pickle
+
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps({"x": [1, 2, 3]}, protocol=protocol))
+    with pytest.raises(CheckpointError, match="plain.pkl: a pickle without PyTorch's magic number"):
+        load_model(path, config=TINY)

@@ -78,3 +78,54 @@ def test_random_is_near_zero_and_sift_is_finite(synthetic_root, tmp_path, one_to
     assert s["num_pairs"] == 3
     for key in (*KEYS, "failed_pair_pct"):
         assert np.isfinite(s[key]) and 0.0 <= s[key] <= 100.0
+
+
+def _release_copy(synthetic_root: Path, dest: Path, frames_inside: bool) -> Path:
+    """Synthetic clips in the release layout: ``dest/RealEstate10K/test/``, ``frames/`` inside or beside."""
+    import shutil
+
+    release = dest / "RealEstate10K"
+    shutil.copytree(synthetic_root / "re10k" / "test", release / "test")
+    shutil.copytree(synthetic_root / "re10k" / "frames", (release if frames_inside else dest) / "frames")
+    return release
+
+
+@pytest.mark.parametrize("frames_inside", [False, True])
+def test_release_layout_gives_the_same_samples(root, synthetic_root, tmp_path, frames_inside):
+    # issue 15 item 9: --data at the folder holding RealEstate10K/ or at RealEstate10K/ itself
+    holder = tmp_path / "re10k"
+    release = _release_copy(synthetic_root, holder, frames_inside)
+    expected = [(s.key, [v.name for v in s.views]) for s in Re10kAdapter(root).samples()]
+    for given in (holder, holder / "re10k", release, release / "re10k"):
+        adapter = Re10kAdapter(given)
+        assert adapter.root == release, given
+        assert [(s.key, [v.name for v in s.views]) for s in adapter.samples()] == expected
+        assert adapter.dataset_checksum() is not None
+    # a relative sequence list kept beside the release folder
+    (holder / "list.txt").write_text(f"{expected[0][0]}\n")
+    listed = Re10kAdapter(holder, Re10kConfig(sequence_list="list.txt")).samples()
+    assert [s.key for s in listed] == [expected[0][0]]
+    # the fingerprint sees the frame folders wherever they are
+    before = Re10kAdapter(holder).dataset_checksum()
+    frames = (release if frames_inside else holder) / "frames" / "test"
+    next(frames.iterdir()).rename(frames / "renamed")
+    assert Re10kAdapter(holder).dataset_checksum() != before
+
+
+def test_release_layout_through_the_cli(synthetic_root, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    holder = tmp_path / "data"
+    _release_copy(synthetic_root, holder, frames_inside=False)  # data/RealEstate10K/test, data/frames
+    cmd = [sys.executable, "-m", "benchmarks", "data", "check", "re10k", "--root", str(holder)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["root"] == str(holder / "RealEstate10K") and summary["views"] > 0
+    cmd = [sys.executable, "-m", "benchmarks", "run", "re10k", "--matcher", "random", "--data", str(holder),
+           "--results", str(tmp_path / "results"), "--limit", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "1/1 samples" in proc.stdout + proc.stderr

@@ -10,11 +10,15 @@ import pytest
 
 from benchmarks.metrics import mapfree as mf
 from benchmarks.metrics.submission import (
+    MAX_MEMBER_BYTES,
+    MAX_TOTAL_BYTES,
     SubmissionFormatError,
+    list_zip_members,
     read_mapfree_submission,
     read_name_map,
     read_visloc_gt,
     read_visloc_results,
+    read_zip_members,
     write_mapfree_submission,
     write_visloc_results,
 )
@@ -138,3 +142,60 @@ def test_visloc_readers(tmp_path):
     mp = tmp_path / "map.txt"
     mp.write_text("IMG_1.JPG DUC1\nIMG_2.JPG DUC2\n")
     assert read_name_map(mp) == {"IMG_1.JPG": "DUC1", "IMG_2.JPG": "DUC2"}
+
+
+def _deflated(path, members):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def test_zip_caps_are_what_a_map_free_submission_can_need():
+    # 100,000 five-digit frame keys x 512 bytes per pose line; the total holds several full members
+    assert MAX_MEMBER_BYTES == 100_000 * 512
+    assert 5 * MAX_MEMBER_BYTES < MAX_TOTAL_BYTES == 256 * 2**20
+    line = "seq1/frame_00005.jpg " + " ".join([repr(-2.2250738585072014e-308)] * 8) + "\n"
+    assert len(line) < 512
+
+
+def test_zip_member_over_the_cap_is_refused_before_reading(tmp_path):
+    path = _deflated(tmp_path / "big.zip", {"pose_s1.txt": b"\n" * 1001, "pose_s2.txt": b"ok\n"})
+    with pytest.raises(SubmissionFormatError,
+                       match=r"big.zip:pose_s1.txt: 1001 bytes uncompressed, over the cap of 1000 bytes"):
+        read_zip_members(path, max_member_bytes=1000)
+    # members not asked for are not read (nor counted)
+    assert read_zip_members(path, ["pose_s2.txt"], max_member_bytes=1000) == {"pose_s2.txt": b"ok\n"}
+    assert list_zip_members(path) == ["pose_s1.txt", "pose_s2.txt"]
+
+
+def test_zip_total_over_the_cap_is_refused(tmp_path):
+    path = _deflated(tmp_path / "many.zip", {f"pose_s{i}.txt": b"x" * 400 for i in range(3)})
+    with pytest.raises(SubmissionFormatError, match=r"many.zip: members hold 1200 bytes uncompressed, over "
+                       "the cap of 1000 bytes for one submission"):
+        read_zip_members(path, max_member_bytes=500, max_total_bytes=1000)
+    assert len(read_zip_members(path, max_member_bytes=500, max_total_bytes=1200)) == 3
+
+
+def test_zip_member_that_lies_about_its_size(tmp_path):
+    path = _deflated(tmp_path / "lie.zip", {"pose_s1.txt": b"a" * 5000})
+    data = bytearray(path.read_bytes())
+    for sig, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local header, central directory
+        at = data.index(sig)
+        assert int.from_bytes(data[at + offset:at + offset + 4], "little") == 5000
+        data[at + offset:at + offset + 4] = (10).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(SubmissionFormatError, match=r"lie.zip:pose_s1.txt: corrupt or unsupported member"):
+        read_zip_members(path)
+
+
+def test_zip_reading_stops_at_the_cap_whatever_the_declared_size(tmp_path):
+    from benchmarks.metrics.submission import _read_member
+
+    path = _deflated(tmp_path / "s.zip", {"pose_s1.txt": b"b" * 5000})
+    with zipfile.ZipFile(path) as zf:
+        info = zf.infolist()[0]
+        assert _read_member(zf, info, 5000, "here") == b"b" * 5000
+        with pytest.raises(SubmissionFormatError,
+                           match="here: holds more than 4096 bytes uncompressed although it declares 5000"):
+            _read_member(zf, info, 4096, "here")
