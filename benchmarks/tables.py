@@ -104,7 +104,8 @@ def default_columns(bench: str) -> list[tuple[str, str, float]]:
     specs = [m for t in PAPER_TABLES.values() for m in t.metrics.get(bench, ())]
     if not specs:
         return []
-    out: list[tuple[str, str, float]] = [("n", "n", 1.0), ("fail", "failures", 1.0)]
+    out: list[tuple[str, str, float]] = [("n", "n", 1.0), ("fail", "failures", 1.0),
+                                         ("data_errors", "data_errors", 1.0)]  # shown only where some
     for spec in specs:
         out.append((spec.column, "|".join(k for k, _ in (*spec.keys, (spec.id, 1.0))),
                     next((f for _, f in spec.keys), 1.0)))
@@ -130,6 +131,8 @@ def paper_view(table: pd.DataFrame, bench: str | None = None) -> pd.DataFrame:
         else:
             key = keys.split("|")[0]
             out[header] = table[key] if key in table.columns else None
+    if "data_errors" in out.columns and out["data_errors"].isna().all():
+        out = out.drop(columns=["data_errors"])  # a column only where a run has data errors
     out.attrs.update(table.attrs)
     return out
 
