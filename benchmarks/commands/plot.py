@@ -1,4 +1,4 @@
-"""``mast3r-bench plot matches | curves | frm``: figures (PNG) where a table is not enough.
+"""``mast3r-bench plot matches | curves | frm | train``: figures (PNG) where a table is not enough.
 
 * ``plot matches IMG0 IMG1 --matcher NAME [--opt KEY=VALUE ...] --out PNG``: the matches of one
   pair drawn between the two images (coloured by score).
@@ -6,6 +6,8 @@
   samples whose error ``NAME`` (a per-sample record metric such as ``vcre_px``, ``corner_err_px``,
   ``rot_err_deg``) is below a threshold, or Map-free style precision vs recall by confidence
   (``--kind pr --threshold T``).
+* ``plot train TRAIN_DIR [--out PNG]``: loss terms, learning rate and validation curves of a
+  ``mast3r-bench train`` run (``log.csv``, ``val.csv``).
 * ``plot frm RUN... --metric NAME --out PNG``: the FRM trade-off (summary metric and matching time
   per pair against the FRM subsample) of ``mast3r`` runs, e.g. the runs of a ``sweep``.
 
@@ -53,6 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--threshold", type=float, help="pr: a sample is correct when metric < threshold")
     f = sub.add_parser("frm", help="FRM subsample vs accuracy vs speed of mast3r runs")
     _runs_args(f)
+    t = sub.add_parser("train", help="training curves of a `mast3r-bench train` run folder")
+    t.add_argument("run", type=Path, metavar="TRAIN_DIR", help="the --out folder of `mast3r-bench train`")
+    t.add_argument("--out", type=Path, help="output PNG (default: TRAIN_DIR/curves.png)")
     p.set_defaults(func=handler)
 
 
@@ -99,6 +104,10 @@ def handler(args: argparse.Namespace) -> int:
     try:
         if args.plot_command == "matches":
             path = _matches(args)
+        elif args.plot_command == "train":
+            from benchmarks.plots_train import plot_training
+
+            path = plot_training(args.run, args.out or args.run / "curves.png")
         elif args.plot_command == "curves":
             path = plots.plot_curves(_select_runs(args), args.metric, args.out, kind=args.kind,
                                      max_value=args.max_value, threshold=args.threshold)

@@ -52,11 +52,23 @@ def make_sources(cfg, device: str, seed: int):  # noqa: ANN001, ANN201 (datasets
         scfg = _source_config(PairSamplerConfig, data.options)
         return (PairSampler(scfg, seed=seed, device=device, workers=data.workers),
                 PairSampler(scfg, seed=VAL_SEED, device=device))
-    from datasets.co3dv2_train import Co3dPairSource, Co3dPairSourceConfig
+    import dataclasses
 
-    ccfg = _source_config(Co3dPairSourceConfig, data.options)
-    train_src = Co3dPairSource(data.root, ccfg, seed=seed, device=device, split="train")
-    return train_src, Co3dPairSource(data.root, ccfg, seed=VAL_SEED, device=device, split="val")
+    from datasets.co3dv2_train import Co3dPairConfig, Co3dPairSource
+    from mast3r.train.config import TrainConfigError
+
+    if not data.root:
+        raise TrainConfigError("[data] source 'co3dv2' needs root = the CO3Dv2 download folder")
+    ccfg = _source_config(Co3dPairConfig, data.options)
+    train_src = Co3dPairSource(data.root, ccfg, seed=seed, device=device)
+    # held-out pairs: the set list's val split when one is named, else other pairs of the training frames
+    val_cfg = dataclasses.replace(ccfg, split="val") if ccfg.set_list else ccfg
+    try:
+        val_src = Co3dPairSource(data.root, val_cfg, seed=VAL_SEED, device=device)
+    except ValueError as exc:  # DatasetFormatError too: no sequence in that split
+        log.warning("no CO3Dv2 validation split (%s): validating on other pairs of the training frames", exc)
+        val_src = Co3dPairSource(data.root, ccfg, seed=VAL_SEED, device=device)
+    return train_src, val_src
 
 
 def _source_config(cls, options: dict):  # noqa: ANN001, ANN202
@@ -92,6 +104,7 @@ def _device(name: str, local_rank: int | None) -> str:
 def handler(args: argparse.Namespace) -> int:
     from benchmarks.distributed import DistEnv, DistributedError, process_group
     from benchmarks.store import results_root
+    from datasets.records import DatasetFormatError
     from mast3r.config_parse import ConfigError
     from mast3r.train.config import TrainConfigError, load_train_config
     from mast3r.train.loop import train
@@ -101,6 +114,11 @@ def handler(args: argparse.Namespace) -> int:
         cfg = load_train_config(args.config)
         if cfg.seed == VAL_SEED:
             raise TrainConfigError(f"{args.config}: seed {VAL_SEED} is reserved for validation pairs")
+        from mast3r.config import ModelConfig
+        from mast3r.train import build_criterion
+
+        ModelConfig.from_args_string(cfg.model)  # set-up errors before anything runs
+        criterion = build_criterion(cfg.criterion)
         env = DistEnv.from_environ()
         device = _device(args.device, env.local_rank if env else None)
         out = args.out or results_root(args.results) / "train" / cfg.name
@@ -115,16 +133,19 @@ def handler(args: argparse.Namespace) -> int:
         if env is None:
             train_src, val_src = make_sources(cfg, device, cfg.seed)
             result = train(cfg, source=train_src, val_source=val_src, out_dir=out, device=device,
-                           init=args.init, resume=args.resume, time_limit_s=limit,
+                           init=args.init, resume=args.resume, time_limit_s=limit, criterion=criterion,
                            progress=not args.no_progress)
         else:
             with process_group(env, device):
                 train_src, val_src = make_sources(cfg, device, cfg.seed)
                 result = train(cfg, source=train_src, val_source=val_src, out_dir=out, device=device,
                                init=args.init, resume=args.resume, rank=env.rank, world_size=env.world_size,
-                               time_limit_s=limit, progress=not args.no_progress)
-    except (TrainConfigError, ConfigError, CheckpointError, FileExistsError) as exc:
+                               time_limit_s=limit, criterion=criterion, progress=not args.no_progress)
+    except (TrainConfigError, ConfigError, CheckpointError, FileExistsError, DatasetFormatError) as exc:
         print(f"error: {exc}")
+        return 2
+    except OSError as exc:  # a full or read-only disk: the last checkpoint stays
+        print(f"error: {exc}; the last checkpoint in {out} is kept")
         return 2
     except KeyboardInterrupt:
         print(f"interrupted: the last checkpoint in {out} is kept; re-run with --resume to continue")
