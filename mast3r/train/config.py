@@ -15,13 +15,11 @@ from typing import Any
 
 import tomllib
 
+from mast3r.train import MAST3R_CRITERION
+
 __all__ = ["DataConfig", "OptimConfig", "RunConfig", "TrainConfig", "TrainConfigError", "load_train_config"]
 
-RELEASED_CRITERION = (
-    "ConfLoss(Regr3D(L21, norm_mode='?avg_dis'), alpha=0.2) + 0.075*ConfMatchingLoss("
-    "MatchingLoss(InfoNCE(mode='proper', temperature=0.05), negatives_padding=0, blocksize=8192), "
-    "alpha=10.0, confmode='mean')"
-)
+RELEASED_CRITERION = MAST3R_CRITERION
 """The released MASt3R training objective (spec section 8)."""
 
 

@@ -28,13 +28,14 @@ import torch
 from torch import nn
 
 from mast3r.config import ModelConfig
-from mast3r.model import Mast3r, PairOutput
+from mast3r.model import Mast3r
 from mast3r.train.checkpoint import init_from, load_training_checkpoint, save_training_checkpoint
 from mast3r.train.config import TrainConfig
+from mast3r.train.criterion_base import preds_from_pair
 from mast3r.train.optim import learning_rate, make_optimizer
 from mast3r.train.validate import validation_metrics
 
-__all__ = ["PairSource", "TrainResult", "predictions", "train", "export_weights", "CHECKPOINT_NAME"]
+__all__ = ["PairSource", "TrainResult", "train", "export_weights", "CHECKPOINT_NAME"]
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +60,6 @@ class TrainResult:
     pairs_per_s: float
     train_flop_per_pair: float | None
     last_val: dict[str, Any] = field(default_factory=dict)
-
-
-def predictions(out: PairOutput) -> tuple[dict, dict]:
-    """``PairOutput`` -> the official ``pred1``/``pred2`` dicts (``pts3d_in_other_view`` for view 2)."""
-    v0, v1 = out.view0, out.view1
-    pred1 = {"pts3d": v0.pts3d, "conf": v0.conf, "desc": v0.desc, "desc_conf": v0.desc_conf}
-    pred2 = {"pts3d_in_other_view": v1.pts3d, "conf": v1.conf, "desc": v1.desc, "desc_conf": v1.desc_conf}
-    return pred1, pred2
 
 
 def export_weights(model: Mast3r, path: str | Path, dtype: torch.dtype = torch.float16) -> None:
@@ -121,7 +114,7 @@ def _train_flop_per_pair(model: nn.Module, criterion: Callable, batch: tuple[dic
     n = int(v1["img"].shape[0])
     with FlopCounterMode(display=False) as counter:
         out = model(v1["img"], v2["img"], autocast_dtype=amp, autocast_heads=True)
-        loss, _ = criterion(v1, v2, *predictions(out))
+        loss, _ = criterion(v1, v2, *preds_from_pair(out))
         loss.backward()
     model.zero_grad(set_to_none=True)
     return counter.get_total_flops() / n
@@ -231,7 +224,7 @@ def train(cfg: TrainConfig, *, source: PairSource, val_source: PairSource | None
         model.eval()
         with torch.no_grad():
             out = model(val_batch[0]["img"], val_batch[1]["img"], autocast_dtype=amp, autocast_heads=True)
-            p1, p2 = predictions(out)
+            p1, p2 = preds_from_pair(out)
             vloss, _ = crit(*val_batch, p1, p2)
             metrics = {"step": step, "val_loss": float(vloss), **validation_metrics(*val_batch, p1, p2)}
         model.train()
@@ -270,7 +263,7 @@ def train(cfg: TrainConfig, *, source: PairSource, val_source: PairSource | None
         torch.manual_seed(_step_seed(cfg.seed, step))
         v1, v2 = source.batch(step, lo, hi)
         out = net(v1["img"], v2["img"], autocast_dtype=amp, autocast_heads=True)
-        loss, details = crit(v1, v2, *predictions(out))
+        loss, details = crit(v1, v2, *preds_from_pair(out))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"step {step}: non-finite loss {float(loss)} (details {details})")
         loss.backward()

@@ -2,7 +2,7 @@
 
 All metrics use the GT of the pair dicts (``mast3r.train`` conventions: ``pts3d`` world frame,
 ``camera_pose`` cam-to-world, ``camera_intrinsics``, ``valid_mask``) and the predictions of
-:func:`mast3r.train.loop.predictions`.
+:func:`mast3r.train.preds_from_pair`.
 """
 
 from __future__ import annotations
