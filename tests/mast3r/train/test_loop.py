@@ -133,23 +133,34 @@ def test_resume_after_sigkill_continues_at_the_exact_step_with_identical_weights
     assert _rows(straight / "log.csv")[-1]["loss"] == _rows(killed / "log.csv")[-1]["loss"]
 
 
-def _ddp_worker(rank: int, world: int, init_file: str, out: str) -> None:
+def _criterion(name: str):
+    if name == "released":
+        from mast3r.train import MAST3R_CRITERION, build_criterion
+
+        return build_criterion(MAST3R_CRITERION)
+    return simple_criterion
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, out: str, crit: str) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        train(_cfg(steps=3), source=FakePairs(0), val_source=None, out_dir=out, criterion=simple_criterion,
+        train(_cfg(steps=3), source=FakePairs(0), val_source=None, out_dir=out, criterion=_criterion(crit),
               rank=rank, world_size=world, progress=False)
     finally:
         dist.destroy_process_group()
 
 
-def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+@pytest.mark.parametrize("crit", ["simple", "released"])
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path, crit):
+    """Equal per-rank shares of valid pixels and positives (FakePairs): the mean of the ranks' losses is
+    the global-batch loss, so the DDP run equals one process (the released criterion included)."""
     one = tmp_path / "one"
-    train(_cfg(steps=3), source=FakePairs(0), val_source=None, out_dir=one, criterion=simple_criterion,
+    train(_cfg(steps=3), source=FakePairs(0), val_source=None, out_dir=one, criterion=_criterion(crit),
           progress=False)
     two = tmp_path / "two"
-    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "pg"), str(two)), nprocs=2, join=True,
+    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "pg"), str(two), crit), nprocs=2, join=True,
                        start_method="spawn")
     l1 = [float(r["loss"]) for r in _rows(one / "log.csv")]
     l2 = [float(r["loss"]) for r in _rows(two / "log.csv")]
