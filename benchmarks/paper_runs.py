@@ -69,22 +69,24 @@ def nondefault_settings(run: RunInfo) -> list[str] | None:
     """``key=value`` of the run's settings that differ from the classes' defaults (the checkpoint
     path excepted: it names the weights, it is not a variant); None when the classes are not
     importable."""
-    from benchmarks.config import to_dict
+    from benchmarks.config import execution_paths, identity_dict
     from benchmarks.registry import ADAPTERS, MATCHERS
 
     if run.slug == "default":
         return []
     try:
         m_cls, a_cls = MATCHERS.get(run.matcher), ADAPTERS.get(run.bench)
-        defaults = {"matcher_config": to_dict(m_cls.Config()), "adapter_config": to_dict(a_cls.Config()),
-                    "estimator_config": to_dict(a_cls.EstimatorConfig())}
+        classes = {"matcher_config": m_cls.Config, "adapter_config": a_cls.Config,
+                   "estimator_config": a_cls.EstimatorConfig}
+        defaults = {group: identity_dict(cls()) for group, cls in classes.items()}
     except Exception:  # noqa: BLE001 - a missing adapter module must not break the tables
         return None
     out = []
     for group, want in defaults.items():
         have, want = flatten(run.config.get(group) or {}), flatten(want)
         prefix = "" if group == "matcher_config" else group.split("_")[0] + "."
-        for k in sorted(set(have) | set(want)):
+        skip = {p.replace(".", "/") for p in execution_paths(classes[group])}  # in older config.json files
+        for k in sorted((set(have) | set(want)) - skip):
             if not (group == "matcher_config" and k == "checkpoint") and have.get(k) != want.get(k):
                 out.append(f"{prefix}{k.replace('/', '.')}={have.get(k)}")
     if run.config.get("seed"):
