@@ -194,8 +194,29 @@ def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(_unknown_msg(f"{where}{unknown[0]}", [f"{where}{n}" for n in names]))
-    kwargs = {k: _coerce(v, hints[k], f"{where}{k}") for k, v in data.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: _coerce(_over_default(fields[k], v), hints[k], f"{where}{k}") for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A partial dict of a nested config merged over that field's default (not its class's)."""
+    if not isinstance(value, Mapping):
+        return value
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return value
+    return _deep_merge(to_dict(default), value) if dataclasses.is_dataclass(default) else value
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _nest_aliases(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,13 +378,14 @@ def route_overrides(overrides: Mapping[str, str], configs: Mapping[str, Any]) ->
     config, otherwise it is an error (unknown everywhere, or ambiguous).
     """
     routed: dict[str, dict[str, str]] = {name: {} for name in configs}
-    paths = {name: field_paths(cfg) + list(key_aliases(type(cfg))) for name, cfg in configs.items()}
+    paths = {name: field_paths(cfg) for name, cfg in configs.items()}
+    known = {name: set(p) | set(key_aliases(type(configs[name]))) for name, p in paths.items()}
     for key, value in overrides.items():
         head, dot, rest = key.partition(".")
         if dot and head in configs:
             routed[head][rest] = value
             continue
-        owners = [name for name, p in paths.items() if key in p]
+        owners = [name for name, p in known.items() if key in p]
         if len(owners) > 1:
             raise ConfigError(
                 f"config key {key!r} is ambiguous: prefix it with one of "

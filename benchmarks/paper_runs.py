@@ -69,7 +69,7 @@ def nondefault_settings(run: RunInfo) -> list[str] | None:
     """``key=value`` of the run's settings that differ from the classes' defaults (the checkpoint
     path excepted: it names the weights, it is not a variant); None when the classes are not
     importable."""
-    from benchmarks.config import execution_paths, identity_dict
+    from benchmarks.config import ConfigError, execution_paths, from_dict, identity_dict
     from benchmarks.registry import ADAPTERS, MATCHERS
 
     if run.slug == "default":
@@ -83,7 +83,12 @@ def nondefault_settings(run: RunInfo) -> list[str] | None:
         return None
     out = []
     for group, want in defaults.items():
-        have, want = flatten(run.config.get(group) or {}), flatten(want)
+        have = run.config.get(group) or {}
+        try:  # an older config.json: renamed keys (KEY_ALIASES) to today's, execution-only fields dropped
+            have = identity_dict(from_dict(classes[group], have))
+        except (ConfigError, TypeError, ValueError):
+            pass
+        have, want = flatten(have), flatten(want)
         prefix = "" if group == "matcher_config" else group.split("_")[0] + "."
         skip = {p.replace(".", "/") for p in execution_paths(classes[group])}  # in older config.json files
         for k in sorted((set(have) | set(want)) - skip):
