@@ -9,6 +9,17 @@ hashing), back into instances, and applies command-line overrides::
 
 On the command line, ``matcher.<key>=v``, ``adapter.<key>=v`` and ``estimator.<key>=v`` target one
 config explicitly; a bare ``<key>=v`` must name a field of exactly one of the three.
+
+Result vs execution: a field whose metadata is :func:`execution` (``field(default=1,
+metadata=execution())``) says how a result is computed, not what it is (batch sizes, block sizes,
+backends proven equal). :func:`identity_dict` drops such fields (the run key, the correspondence-cache
+key and ``config.json`` use it); :func:`execution_dict` keeps only them (``manifest.json``). A nested
+config owned by another package marks its execution-only sub-keys on the field that holds it:
+``field(default_factory=FRMConfig, metadata=execution("block_size"))``.
+
+Renamed keys: a config class may map old dotted keys to new ones in a ``KEY_ALIASES`` class
+attribute (``{"ransac_confidence": "ransac.confidence"}``); overrides and :func:`from_dict` accept
+both spellings.
 """
 
 from __future__ import annotations
@@ -32,6 +43,11 @@ __all__ = [
     "apply_overrides",
     "parse_assignments",
     "route_overrides",
+    "execution",
+    "identity_dict",
+    "execution_dict",
+    "execution_paths",
+    "key_aliases",
 ]
 
 CONFIG_GROUPS = ("matcher", "adapter", "estimator")
@@ -58,6 +74,101 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+EXECUTION_META = "execution"
+
+
+def execution(*sub_keys: str) -> dict[str, Any]:
+    """Field metadata marking an execution-only setting (no argument: the whole field) or, for a
+    nested config, which of its dotted sub-keys are execution-only (``execution("block_size")``)."""
+    return {EXECUTION_META: sub_keys or True}
+
+
+def _execution_marks(cls: type) -> dict[str, Any]:
+    """``{field name: True | tuple of sub-keys}`` of the execution-marked fields of dataclass ``cls``."""
+    fields = dataclasses.fields(cls)
+    return {f.name: f.metadata[EXECUTION_META] for f in fields if EXECUTION_META in f.metadata}
+
+
+def _split(obj: Any, keep_execution: bool, marks: Any = None) -> Any:
+    """The identity (``keep_execution=False``) or execution part of ``obj`` as :func:`to_dict` data;
+    ``marks``: sub-keys of ``obj`` marked by the field holding it (a tuple of dotted keys)."""
+    if not (dataclasses.is_dataclass(obj) and not isinstance(obj, type)):
+        return to_dict(obj) if not keep_execution else None
+    own = _execution_marks(type(obj))
+    outer: dict[str, list[str]] = {}
+    for key in marks or ():
+        head, _, rest = key.partition(".")
+        outer.setdefault(head, []).append(rest)
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        mark = own.get(f.name)
+        whole = mark is True or "" in outer.get(f.name, [])
+        if whole:
+            if keep_execution:
+                out[f.name] = to_dict(value)
+            continue
+        sub = tuple(k for k in (*(mark or ()), *outer.get(f.name, ())) if k)
+        part = _split(value, keep_execution, sub)
+        if keep_execution and part in (None, {}):
+            continue
+        out[f.name] = part
+    return out
+
+
+def identity_dict(cfg: Any) -> dict[str, Any]:
+    """The result-deciding part of dataclass ``cfg`` as :func:`to_dict` data: every field except the
+    execution-only ones (:func:`execution`), recursively (any other value: :func:`to_dict` of it).
+    Hashed into the run identity."""
+    return _split(cfg, keep_execution=False)
+
+
+def execution_dict(cfg: Any) -> dict[str, Any]:
+    """The execution-only part of dataclass ``cfg`` (nested dicts; ``{}`` when it has none): how the
+    result was computed, recorded in the manifest."""
+    return _split(cfg, keep_execution=True) or {}
+
+
+def execution_paths(cfg: Any, prefix: str = "", marks: Sequence[str] = ()) -> list[str]:
+    """The dotted keys of ``cfg`` (a dataclass instance or type) that are execution-only."""
+    cls = cfg if isinstance(cfg, type) else type(cfg)
+    hints, own = _hints(cls), _execution_marks(cls)
+    outer: dict[str, list[str]] = {}
+    for key in marks:
+        head, _, rest = key.partition(".")
+        outer.setdefault(head, []).append(rest)
+    out: list[str] = []
+    for f in dataclasses.fields(cls):
+        tp, mark, path = hints[f.name], own.get(f.name), prefix + f.name
+        if mark is True or "" in outer.get(f.name, []):
+            out += field_paths(tp, path + ".") if _is_dataclass_type(tp) else [path]
+        elif _is_dataclass_type(tp):
+            sub = [k for k in (*(mark or ()), *outer.get(f.name, ())) if k]
+            out += execution_paths(tp, path + ".", sub)
+    return out
+
+
+def key_aliases(cls: type, prefix: str = "") -> dict[str, str]:
+    """Old dotted key -> current dotted key of dataclass ``cls`` (its ``KEY_ALIASES``, nested ones
+    prefixed)."""
+    out = {prefix + old: prefix + new for old, new in dict(getattr(cls, "KEY_ALIASES", {}) or {}).items()}
+    hints = _hints(cls)
+    for f in dataclasses.fields(cls):
+        if _is_dataclass_type(hints[f.name]):
+            out.update(key_aliases(hints[f.name], f"{prefix}{f.name}."))
+    return out
+
+
+def _resolve_aliases(cls: type, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with old keys of ``cls`` renamed (a key given both ways: the current one wins)."""
+    aliases = key_aliases(cls)
+    if not aliases:
+        return dict(overrides)
+    out = {aliases.get(k, k): v for k, v in overrides.items() if k in aliases}
+    out.update({k: v for k, v in overrides.items() if k not in aliases})
+    return out
+
+
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON: sorted keys, no whitespace, floats as ``repr``; dataclasses, tuples and
     Paths converted by :func:`to_dict`. Equal configs give byte-identical strings."""
@@ -79,11 +190,48 @@ def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
         raise ConfigError(f"{where or cls.__name__}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    data = _nest_aliases(cls, data)
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(_unknown_msg(f"{where}{unknown[0]}", [f"{where}{n}" for n in names]))
-    kwargs = {k: _coerce(v, hints[k], f"{where}{k}") for k, v in data.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {k: _coerce(_over_default(fields[k], v), hints[k], f"{where}{k}") for k, v in data.items()}
     return cls(**kwargs)
+
+
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A partial dict of a nested config merged over that field's default (not its class's)."""
+    if not isinstance(value, Mapping):
+        return value
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return value
+    return _deep_merge(to_dict(default), value) if dataclasses.is_dataclass(default) else value
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _nest_aliases(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    """Old flat keys of ``cls`` (``KEY_ALIASES``) in JSON data moved to where they live now."""
+    out = dict(data)
+    for old, new in dict(getattr(cls, "KEY_ALIASES", {}) or {}).items():
+        if old not in out:
+            continue
+        value = out.pop(old)
+        *heads, last = new.split(".")
+        node = out
+        for h in heads:
+            node[h] = node = dict(node.get(h) or {})
+        node.setdefault(last, value)
+    return out
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -196,7 +344,7 @@ def apply_overrides(cfg: Any, overrides: Mapping[str, str], prefix: str = "") ->
     changes: dict[str, Any] = {}
     hints = _hints(type(cfg))
     names = {f.name for f in dataclasses.fields(cfg)}
-    for key, text in overrides.items():
+    for key, text in _resolve_aliases(type(cfg), overrides).items():
         head, dot, rest = key.partition(".")
         if head not in names:
             raise ConfigError(_unknown_msg(prefix + key, [prefix + v for v in valid]))
@@ -231,12 +379,13 @@ def route_overrides(overrides: Mapping[str, str], configs: Mapping[str, Any]) ->
     """
     routed: dict[str, dict[str, str]] = {name: {} for name in configs}
     paths = {name: field_paths(cfg) for name, cfg in configs.items()}
+    known = {name: set(p) | set(key_aliases(type(configs[name]))) for name, p in paths.items()}
     for key, value in overrides.items():
         head, dot, rest = key.partition(".")
         if dot and head in configs:
             routed[head][rest] = value
             continue
-        owners = [name for name, p in paths.items() if key in p]
+        owners = [name for name, p in known.items() if key in p]
         if len(owners) > 1:
             raise ConfigError(
                 f"config key {key!r} is ambiguous: prefix it with one of "

@@ -6,13 +6,14 @@ matters and any value change (including ``1`` vs ``1.0`` vs ``True``) gives anot
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config import canonical_json, to_dict
+from benchmarks.config import canonical_json, identity_dict, to_dict
 from datasets.records import View
 
 __all__ = ["sha256_json", "RunSpec", "pair_key", "derive_seed", "file_sha256", "dataset_checksum"]
@@ -28,12 +29,15 @@ class RunSpec:
     """Everything that decides a run's results, hence its key and directory.
 
     ``--limit``, the device and the data root are deliberately absent: a limited run is a prefix of
-    the full run, and the device/dataset are provenance recorded in ``manifest.json``.
+    the full run, and the device/dataset are provenance recorded in ``manifest.json``. So are the
+    execution-only config fields (:func:`benchmarks.config.identity_dict`): changing
+    ``matcher.batch_size`` resumes the same run and reuses its correspondence cache.
 
     Attributes:
         bench: adapter registry name.
         adapter_version: the adapter class's ``version`` (bumped when its protocol changes).
-        adapter_config, estimator_config, matcher_config: resolved configs as :func:`to_dict` data.
+        adapter_config, estimator_config, matcher_config: resolved configs: a config dataclass is
+            stored as its :func:`~benchmarks.config.identity_dict`; a dict is taken as that already.
         matcher: matcher registry name.
         weights: SHA-256 of the matcher's weights, or None for weight-free matchers.
         seed: base seed of the solver (per-sample seeds derive from it and the sample key).
@@ -47,6 +51,12 @@ class RunSpec:
     matcher_config: dict[str, Any]
     weights: str | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("adapter_config", "estimator_config", "matcher_config"):
+            value = getattr(self, name)
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                object.__setattr__(self, name, identity_dict(value))
 
     def as_dict(self) -> dict[str, Any]:
         """The hashed content (also written to ``config.json``)."""
@@ -68,8 +78,9 @@ class RunSpec:
 
     @property
     def matcher_key(self) -> str:
-        """Key of the correspondence cache: matcher name, config and weights only, so that re-solving
-        with other estimator settings (or another adapter config) reuses the cached matches."""
+        """Key of the correspondence cache: matcher name, config (identity part) and weights only, so
+        that re-solving with other estimator settings (or another adapter config) or with other
+        execution settings (batch size, ...) reuses the cached matches."""
         return sha256_json({"matcher": self.matcher, "matcher_config": to_dict(self.matcher_config),
                             "weights": self.weights})
 

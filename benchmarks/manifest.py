@@ -1,4 +1,5 @@
-"""Provenance written to each run's ``manifest.json``: code version, packages, device, precision, data.
+"""Provenance written to each run's ``manifest.json``: code version, packages, device, precision, data,
+and the execution-only config settings of the latest session (not part of the run identity).
 
 Everything here only *reads* state (git, installed versions, torch flags); nothing is set.
 """
@@ -10,10 +11,14 @@ import importlib.metadata
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["git_info", "package_versions", "precision_flags", "now_iso", "base_manifest"]
+from benchmarks.config import execution_dict
+
+__all__ = ["git_info", "package_versions", "precision_flags", "now_iso", "base_manifest",
+           "execution_settings"]
 
 # Distribution names to report (first installed name wins for each label).
 _PACKAGES = {
@@ -96,9 +101,17 @@ def device_info(device: str) -> dict[str, Any]:
     return info
 
 
+def execution_settings(configs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{group: execution-only settings}`` of ``{"matcher": cfg, "adapter": cfg, ...}``: how this
+    session computed the results (:func:`benchmarks.config.execution_dict`; ``{}`` for a group
+    without such fields)."""
+    return {group: execution_dict(cfg) for group, cfg in configs.items()}
+
+
 def base_manifest(*, device: str, data_root: Path, dataset_root: Path, dataset_checksum: str | None,
-                  seed: int) -> dict[str, Any]:
-    """Provenance fields collected at the start of a run (counts and status are added by the runner)."""
+                  seed: int, configs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Provenance fields collected at the start of a run (counts and status are added by the runner);
+    with ``configs`` (``{"matcher": cfg, ...}``) also ``execution``, :func:`execution_settings`."""
     return {
         "git": git_info(),
         "packages": package_versions(),
@@ -110,4 +123,5 @@ def base_manifest(*, device: str, data_root: Path, dataset_root: Path, dataset_c
         "dataset_root": str(Path(dataset_root).resolve()),
         "dataset_checksum": dataset_checksum,
         "seed": seed,
+        **({"execution": execution_settings(configs)} if configs is not None else {}),
     }

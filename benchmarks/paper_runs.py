@@ -41,8 +41,7 @@ def distinct_labels(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     """Labels of runs (their ``config.json`` contents) that tell them apart: ``matcher [key=value,
     ...]`` with the settings whose values differ between runs of the same matcher (``#n`` appended
     if still equal)."""
-    groups = ("matcher_config", "adapter_config", "estimator_config")
-    flats = [{**flatten({g: c.get(g) or {} for g in groups}), "seed": c.get("seed")} for c in configs]
+    flats = [{**flatten(identity_groups(c)), "seed": c.get("seed")} for c in configs]
     names = [str(c.get("matcher", "?")) for c in configs]
 
     def short(k: str) -> str:
@@ -58,9 +57,10 @@ def distinct_labels(configs: Sequence[Mapping[str, Any]]) -> list[str]:
             parts = ", ".join(f"{short(k)}={flats[i].get(k)}" for k in diff)
             labels[i] = name + (f" [{parts}]" if parts else "")
     counts: dict[str, int] = {}
-    for i, lab in enumerate(list(labels)):
+    base = list(labels)  # count duplicates before renaming (else the last one stays unnumbered)
+    for i, lab in enumerate(base):
         counts[lab] = counts.get(lab, 0) + 1
-        if labels.count(lab) > 1:
+        if base.count(lab) > 1:
             labels[i] = f"{lab} #{counts[lab]}"
     return labels
 
@@ -69,22 +69,22 @@ def nondefault_settings(run: RunInfo) -> list[str] | None:
     """``key=value`` of the run's settings that differ from the classes' defaults (the checkpoint
     path excepted: it names the weights, it is not a variant); None when the classes are not
     importable."""
-    from benchmarks.config import to_dict
-    from benchmarks.registry import ADAPTERS, MATCHERS
+    from benchmarks.config import execution_paths, identity_dict
 
     if run.slug == "default":
         return []
     try:
-        m_cls, a_cls = MATCHERS.get(run.matcher), ADAPTERS.get(run.bench)
-        defaults = {"matcher_config": to_dict(m_cls.Config()), "adapter_config": to_dict(a_cls.Config()),
-                    "estimator_config": to_dict(a_cls.EstimatorConfig())}
+        classes = _config_classes(run.matcher, run.bench)
+        defaults = {group: identity_dict(cls()) for group, cls in classes.items()}
     except Exception:  # noqa: BLE001 - a missing adapter module must not break the tables
         return None
     out = []
+    groups = identity_groups(run.config)
     for group, want in defaults.items():
-        have, want = flatten(run.config.get(group) or {}), flatten(want)
+        have, want = flatten(groups[group]), flatten(want)
         prefix = "" if group == "matcher_config" else group.split("_")[0] + "."
-        for k in sorted(set(have) | set(want)):
+        skip = {p.replace(".", "/") for p in execution_paths(classes[group])}  # raw older config.json
+        for k in sorted((set(have) | set(want)) - skip):
             if not (group == "matcher_config" and k == "checkpoint") and have.get(k) != want.get(k):
                 out.append(f"{prefix}{k.replace('/', '.')}={have.get(k)}")
     if run.config.get("seed"):
@@ -108,6 +108,37 @@ def run_labels(runs: Sequence[RunInfo]) -> dict[Path, str]:
             continue
         for r, lab in zip(group, distinct_labels([r.config for r in group])):
             out[r.path] = lab
+    return out
+
+
+GROUPS = ("matcher_config", "adapter_config", "estimator_config")
+
+
+def _config_classes(matcher: str, bench: str) -> dict[str, type]:
+    from benchmarks.registry import ADAPTERS, MATCHERS
+
+    m_cls, a_cls = MATCHERS.get(matcher), ADAPTERS.get(bench)
+    return {"matcher_config": m_cls.Config, "adapter_config": a_cls.Config,
+            "estimator_config": a_cls.EstimatorConfig}
+
+
+def identity_groups(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config groups of a ``config.json`` as today's identity dicts: an older file's renamed keys
+    (``KEY_ALIASES``) are moved and its execution-only fields dropped, so that old and new runs of
+    the same settings compare equal. A group whose class is not importable, or whose data does not
+    load, is kept as written."""
+    from benchmarks.config import from_dict, identity_dict
+
+    out = {group: config.get(group) or {} for group in GROUPS}
+    try:
+        classes = _config_classes(str(config.get("matcher")), str(config.get("adapter")))
+    except Exception:  # noqa: BLE001 - unknown names (or a missing module): compare as written
+        return out
+    for group, cls in classes.items():
+        try:
+            out[group] = identity_dict(from_dict(cls, out[group]))
+        except Exception:  # noqa: BLE001 - the tables must not break on an odd config.json
+            pass
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.config import to_dict
+from benchmarks.config import identity_dict
 from benchmarks.hashing import RunSpec
 from benchmarks.run_errors import (
     DATA_ERROR,
@@ -63,15 +63,16 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def variant_slug(configs: dict[str, Any], seed: int = 0) -> str:
     """A readable label of the settings that differ from the defaults, e.g.
     ``"estimator.max_error_px=2.0"``; ``"default"`` when none do; a path value is shortened to its file
-    name (``matcher.checkpoint=w.pth``). Configs whose class cannot be built
+    name (``matcher.checkpoint=w.pth``); execution-only settings are left out (they are not part of
+    the run: :func:`benchmarks.config.identity_dict`). Configs whose class cannot be built
     without arguments are compared field by field against nothing (all fields listed)."""
     parts = []
     for group, cfg in configs.items():
         try:
-            defaults = _flat(to_dict(type(cfg)()))
+            defaults = _flat(identity_dict(type(cfg)()))
         except TypeError:
             defaults = {}
-        for key, value in _flat(to_dict(cfg)).items():
+        for key, value in _flat(identity_dict(cfg)).items():
             if key not in defaults or defaults[key] != value:
                 value = Path(value).name if isinstance(value, str) and "/" in value else value  # no paths
                 parts.append(f"{group}.{key}={value}")

@@ -66,7 +66,6 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks import distributed as dist
-from benchmarks.config import to_dict
 from benchmarks.fingerprint import META_KEY, FileHashCache, sample_fingerprint, verify_records
 from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
@@ -136,10 +135,10 @@ class Runner:
         self._set_up = False
         self._run_dir: RunDir | None = None
         self.configs = {"matcher": matcher.config, "adapter": adapter_config, "estimator": estimator_config}
-        self.spec = RunSpec(
+        self.spec = RunSpec(  # configs as dataclasses: RunSpec keeps their identity part
             bench=bench or adapter.name, adapter_version=str(adapter.version),
-            adapter_config=to_dict(adapter_config), estimator_config=to_dict(estimator_config),
-            matcher=matcher_name or matcher.name, matcher_config=to_dict(matcher.config),
+            adapter_config=adapter_config, estimator_config=estimator_config,
+            matcher=matcher_name or matcher.name, matcher_config=matcher.config,
             weights=matcher.weights_checksum(), seed=seed,
         )
         if hasattr(adapter, "artifacts_dir") and adapter.artifacts_dir is None:
@@ -304,7 +303,7 @@ class Runner:
         checksum = checksum_fn() if callable(checksum_fn) else dataset_checksum(adapter_root)
         manifest = {
             **base_manifest(device=self.device, data_root=self.data_root, dataset_root=adapter_root,
-                            dataset_checksum=checksum, seed=self.seed),
+                            dataset_checksum=checksum, seed=self.seed, configs=self.configs),
             "key": spec.key, "bench": spec.bench, "matcher": spec.matcher,
             "started": manifest.get("started", now_iso()), "resumed": manifest.get("resumed", -1) + 1,
             "status": "running", "limit": self.limit, "world_size": comm.world_size, "backend": comm.backend,

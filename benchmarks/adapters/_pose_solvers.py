@@ -51,10 +51,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from benchmarks.adapters._ransac import POSE_ALIASES, POSE_RANSAC, RansacOptions
 from benchmarks.types import Correspondences, View
 from mast3r.geometry import (
     PoseEstimate,
@@ -97,22 +98,23 @@ class PoseEstimatorConfig:
         intrinsics: ``"auto"``, ``"gt"`` or ``"matcher"`` (module docstring).
         pnp_max_error_px: PnP inlier threshold, reprojection error in view-1 pixels (5: MASt3R visloc).
         essential_max_error_px: essential-matrix inlier threshold, epipolar (Sampson) error, pixels.
-        min_matches: fewer correspondences -> ``too_few_matches``.
-        min_inliers: fewer RANSAC inliers -> ``too_few_inliers``.
-        ransac_confidence, ransac_min_trials, ransac_max_trials: pycolmap LO-RANSAC options.
-        refine: non-linear refinement on the inliers.
+        ransac: LO-RANSAC options (:class:`~benchmarks.adapters._ransac.RansacOptions`, defaults
+            :data:`~benchmarks.adapters._ransac.POSE_RANSAC`): ``ransac.min_matches`` (fewer
+            correspondences -> ``too_few_matches``), ``ransac.min_inliers`` (fewer inliers ->
+            ``too_few_inliers``), ``ransac.confidence``, ``ransac.min_num_trials``,
+            ``ransac.max_num_trials``, ``ransac.min_inlier_ratio``, ``ransac.refine`` (non-linear
+            refinement on the inliers). The flat keys of earlier versions (``min_matches``,
+            ``min_inliers``, ``ransac_confidence``, ``ransac_min_trials``, ``ransac_max_trials``,
+            ``refine``) are accepted too.
     """
+
+    KEY_ALIASES: ClassVar[dict[str, str]] = POSE_ALIASES
 
     solver: Solver = "auto"
     intrinsics: IntrinsicsSource = "auto"
     pnp_max_error_px: float = 5.0
     essential_max_error_px: float = 1.0
-    min_matches: int = 10
-    min_inliers: int = 10
-    ransac_confidence: float = 0.9999
-    ransac_min_trials: int = 100
-    ransac_max_trials: int = 10000
-    refine: bool = True
+    ransac: RansacOptions = POSE_RANSAC
 
     def __post_init__(self) -> None:
         """Bad solver options fail here, when the config is built, not once per sample."""
@@ -120,17 +122,11 @@ class PoseEstimatorConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"estimator.{name} must be a finite number of pixels > 0, got {value!r}")
-        try:
-            self.ransac("pnp", 0)
-        except ValueError as e:
-            raise ValueError(f"estimator options: {e}") from None
 
-    def ransac(self, solver: str, seed: int) -> RansacConfig:
+    def solver_ransac(self, solver: str, seed: int) -> RansacConfig:
         """The :class:`mast3r.geometry.RansacConfig` of ``solver`` (``"pnp"``/``"essential"``)."""
         err = self.pnp_max_error_px if solver == "pnp" else self.essential_max_error_px
-        return RansacConfig(max_error_px=err, seed=int(seed), confidence=self.ransac_confidence,
-                            min_num_trials=self.ransac_min_trials, max_num_trials=self.ransac_max_trials,
-                            refine=self.refine, min_matches=self.min_matches, min_inliers=self.min_inliers)
+        return self.ransac.solver_config(err, seed)
 
 
 @dataclass(frozen=True)
@@ -300,14 +296,14 @@ def solve_pair(corrs: Correspondences, views: tuple[View, View], cfg: PoseEstima
     """
     solver = resolve_solver(cfg.solver, corrs)
     n = len(corrs)
-    if n < cfg.min_matches:
+    if n < cfg.ransac.min_matches:
         return PairResult.failed("too_few_matches", n, solver)
     chosen = pair_intrinsics(corrs, views, cfg.intrinsics)
     if isinstance(chosen, str):
         return PairResult.failed(chosen, n, solver)
     (K0, K1), source = chosen
     sizes = ((views[0].width, views[0].height), (views[1].width, views[1].height))
-    ransac = cfg.ransac(solver, seed)
+    ransac = cfg.solver_ransac(solver, seed)
     if solver == "pnp":
         pts3d = corrs.pts3d0
         if pts3d is None and depth0 is not None and K0 is not None:

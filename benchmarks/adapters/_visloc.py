@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from benchmarks.adapters._ransac import VISLOC_ALIASES, VISLOC_RANSAC, RansacOptions
 from benchmarks.adapters._visloc_geometry import (
     LRU,
     distort_radial,
@@ -94,23 +95,22 @@ class VislocEstimatorConfig:
         max_error_px: PnP RANSAC reprojection threshold, query pixels (official default 5).
         error_diag_ratio: if set, the threshold is ``ratio * sqrt(W^2 + H^2)`` of the query instead
             (README: 0.008 with poselib).
-        min_matches: fewer 2D-3D correspondences is a failure ``too_few_matches`` (official: > 4).
-        min_inliers: fewer RANSAC inliers is a failure ``too_few_inliers``.
-        confidence, min_num_trials, max_num_trials, min_inlier_ratio, refine: pycolmap RANSAC options
-            (official pycolmap mode: 0.9999, 1000, 100000, 0.01, pose refinement only).
+        ransac: pycolmap RANSAC options (:class:`~benchmarks.adapters._ransac.RansacOptions`, official
+            pycolmap mode: confidence 0.9999, 1000 to 100000 trials, min inlier ratio 0.01, pose
+            refinement only): ``ransac.min_matches`` (fewer 2D-3D correspondences is a failure
+            ``too_few_matches``; official: > 4), ``ransac.min_inliers`` (fewer RANSAC inliers:
+            ``too_few_inliers``), ``ransac.confidence``, ``ransac.min_num_trials``,
+            ``ransac.max_num_trials``, ``ransac.min_inlier_ratio``, ``ransac.refine``. The flat keys
+            of earlier versions (``min_matches``, ``confidence``, ...) are accepted too.
     """
+
+    KEY_ALIASES: ClassVar[dict[str, str]] = VISLOC_ALIASES
 
     min_score: float = 0.0
     max_points: int = 100000
     max_error_px: float = 5.0
     error_diag_ratio: float | None = None
-    min_matches: int = 5
-    min_inliers: int = 5
-    confidence: float = 0.9999
-    min_num_trials: int = 1000
-    max_num_trials: int = 100000
-    min_inlier_ratio: float = 0.01
-    refine: bool = True
+    ransac: RansacOptions = VISLOC_RANSAC
 
     def __post_init__(self) -> None:
         """Bad solver options fail here, when the config is built, not once per sample."""
@@ -239,7 +239,7 @@ class VislocAdapter:
         return [(0, i) for i in range(1, len(sample.views))]
 
     def solve(self, sample: Sample, corrs: Sequence[Correspondences], seed: int) -> Prediction:
-        from mast3r.geometry import RansacConfig, pnp_ransac
+        from mast3r.geometry import pnp_ransac
 
         est = self.estimator
         query = sample.views[0]
@@ -258,7 +258,7 @@ class VislocAdapter:
         xy = np.concatenate(xy_parts) if xy_parts else np.zeros((0, 2))
         xyz = np.concatenate(xyz_parts) if xyz_parts else np.zeros((0, 3))
         values: dict[str, Any] = {"lifted_per_pair": per_pair}
-        if len(xy) < max(est.min_matches, 4):
+        if len(xy) < max(est.ransac.min_matches, 4):
             return Prediction(False, values, "too_few_matches", num_matches=len(xy))
         keep = seeded_subset(len(xy), est.max_points, seed)
         xy, xyz = xy[keep], xyz[keep]
@@ -267,11 +267,8 @@ class VislocAdapter:
         thr = est.max_error_px
         if est.error_diag_ratio is not None:
             thr = est.error_diag_ratio * float(np.hypot(query.width, query.height))
-        ransac = RansacConfig(max_error_px=thr, seed=seed, confidence=est.confidence,
-                              min_num_trials=est.min_num_trials, max_num_trials=est.max_num_trials,
-                              min_inlier_ratio=est.min_inlier_ratio, refine=est.refine,
-                              min_matches=est.min_matches, min_inliers=est.min_inliers)
-        pe = pnp_ransac(xyz, xy_ideal, K, config=ransac, image_size=(query.width, query.height))
+        pe = pnp_ransac(xyz, xy_ideal, K, config=est.ransac.solver_config(thr, seed),
+                        image_size=(query.width, query.height))
         values.update(num_points=len(xy), num_matches_raw=n_matches)
         if not pe.success:
             return Prediction(False, values, pe.failure_reason, num_matches=len(xy),

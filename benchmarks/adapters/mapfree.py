@@ -184,7 +184,7 @@ class MapFreeAdapter:
         solver = resolve_solver(est.solver, c)
         needs_depth = solver == "essential" or c.pts3d0 is None
         depth0 = depth1 = None
-        if needs_depth and len(c) >= est.min_matches:
+        if needs_depth and len(c) >= est.ransac.min_matches:
             depth0, depth1 = self._depth(sample, 0), self._depth(sample, 1)
         r = solve_pair(c, (sample.views[0], sample.views[1]), est, seed, depth0=depth0, depth1=depth1,
                        scale=est.scale, scale_threshold_m=est.scale_threshold_m)

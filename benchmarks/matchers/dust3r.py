@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from benchmarks.config import execution
 from benchmarks.matchers._forward_cache import (
     ForwardCache,
     PairForward,
@@ -44,7 +45,8 @@ def _env_checkpoint() -> str:
 
 @dataclass(frozen=True)
 class Dust3rConfig:
-    """Options of the ``dust3r`` matcher (all part of the run hash).
+    """Options of the ``dust3r`` matcher: all decide the result (run identity) except ``batch_size``,
+    execution-only (recorded in ``manifest.json``; rule: :class:`benchmarks.matchers.mast3r.Mast3rConfig`).
 
     Attributes:
         checkpoint: checkpoint path (default ``$MAST3R_BENCH_DUST3R_CHECKPOINT``).
@@ -55,7 +57,7 @@ class Dust3rConfig:
         conf_mode: match score from the two pointmap confidences: ``min`` or ``geomean``.
         max_matches: keep at most this many matches, evenly spaced in view-0 order (0: all).
         estimate_focals: also run the swapped forward for ``meta.focal1_px``.
-        batch_size: pairs of equal shapes per forward in ``match_many``.
+        batch_size: pairs of equal shapes per forward in ``match_many`` (batching only).
     """
 
     checkpoint: str = field(default_factory=_env_checkpoint)
@@ -66,7 +68,7 @@ class Dust3rConfig:
     conf_mode: Literal["min", "geomean"] = "min"
     max_matches: int = 0
     estimate_focals: bool = True
-    batch_size: int = 1
+    batch_size: int = field(default=1, metadata=execution())
 
     def __post_init__(self) -> None:
         if self.size < 16 or self.border < 0 or self.max_matches < 0 or self.batch_size < 1:

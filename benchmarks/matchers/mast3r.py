@@ -38,6 +38,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from benchmarks.config import execution
 from benchmarks.matchers._forward_cache import (
     ForwardCache,
     PairForward,
@@ -62,49 +63,68 @@ def _env_checkpoint() -> str:
 
 @dataclass(frozen=True)
 class Mast3rConfig:
-    """Options of the ``mast3r`` matcher (all part of the run hash).
+    """Options of the ``mast3r`` matcher.
+
+    What decides the result is hashed into the run identity (and the correspondence-cache key); the
+    fields marked :func:`benchmarks.config.execution` only say how it is computed and go to
+    ``manifest.json``. Rule: an option is execution-only when it regroups or reschedules the same
+    floating-point operations (batching, blocking, graph replay, fused kernels, another NN backend
+    that returns the same float32 argmax), so that it changes results at most by float rounding, as
+    running on another device does (the device is not part of the identity either). An option that
+    changes the function or the precision computed stays in the identity.
 
     Attributes:
         checkpoint: checkpoint path (default ``$MAST3R_BENCH_CHECKPOINT``; empty: the embedded default
-            model, :func:`resolve_checkpoint`).
+            model, :func:`resolve_checkpoint`). Identity (with the weights' SHA-256).
         size: network long side in pixels; 0: the embedded model's training size (320) for it, the
-            official 512 for other checkpoints (:func:`resolve_size`).
-        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of encoder/decoders).
+            official 512 for other checkpoints (:func:`resolve_size`). Identity.
+        precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of encoder/decoders). Identity: another
+            precision computes other numbers.
         frm: matching options (``frm.subsample``, ``frm.dense``, ``frm.border``, ``frm.conf_mode``,
-            ``frm.backend``, ...; :class:`mast3r.matching.FRMConfig`).
+            ...; :class:`mast3r.matching.FRMConfig`). Identity except ``frm.block_size`` (blocks of
+            the same matmul) and ``frm.backend`` (torch, faiss, triton: every backend returns the
+            exact float32 nearest neighbour with ties to the lowest index, tests/mast3r/test_nn.py,
+            test_gpu.py), which are execution-only.
         min_conf: drop matches whose confidence is below this (0 keeps all; visloc's 1.001 is an
-            estimator option of the adapters).
-        c2f: coarse-to-fine refinement on window crops of the original images (paper §3.4).
+            estimator option of the adapters). Identity.
+        c2f: coarse-to-fine refinement on window crops of the original images (paper §3.4). Identity.
         c2f_max_size: downscale the originals to this long side before coarse-to-fine (0: none).
+            Identity.
         c2f_config: window grid / selection options (:class:`mast3r.coarse_to_fine.CoarseToFineConfig`).
+            Identity except ``c2f_config.max_batch`` (window pairs per network call: batching only).
         estimate_focals: compute ``meta.focal1_px`` from the swapped forward (about +40 % network
-            time; ``focal0_px`` is always computed).
+            time; ``focal0_px`` is always computed). Identity: the pose solvers use that focal.
         batch_size: pairs of equal shapes per network forward in ``match_many`` (the runner hands
-            a sample's pairs to ``match_many`` in chunks of this size).
+            a sample's pairs to ``match_many`` in chunks of this size). Execution-only.
         fast: GPU inference path (:func:`mast3r.fast.make_fast`): encoder/decoder weights, DPT and
             local-feature MLP in ``precision`` (bf16 or fp16, required) instead of autocast,
-            channels-last DPT; float32 postprocess. Matches differ from autocast by rounding only.
+            channels-last DPT; float32 postprocess. Identity: weights, heads and norms stored and
+            computed in half precision are another precision than autocast's.
         compile: with ``fast``: ``torch.compile`` of ``"blocks"`` (transformer blocks) or
             ``"blocks+heads"`` (also DPT and MLP); one compile per image shape (seconds each).
+            Execution-only: the same operations in fused kernels.
         cuda_graph: with ``fast``, on CUDA: replay one captured CUDA graph per image shape
             (:class:`mast3r.fast.CudaGraphForward`); batches are padded to a power of two.
+            Execution-only: the eager kernels replayed (tests/mast3r/test_gpu.py).
         gelu: with ``fast``: ``"erf"`` (exact) or ``"tanh-fused"`` (fc1 + tanh GELU in one
             cuBLASLt GEMM on CUDA; an approximation, see :class:`mast3r.fast.FastOptions`).
+            Identity: the tanh approximation is another function.
     """
 
     checkpoint: str = field(default_factory=_env_checkpoint)
     size: int = 0
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
-    frm: FRMConfig = field(default_factory=FRMConfig)
+    frm: FRMConfig = field(default_factory=FRMConfig, metadata=execution("block_size", "backend"))
     min_conf: float = 0.0
     c2f: bool = False
     c2f_max_size: int = 0
-    c2f_config: CoarseToFineConfig = field(default_factory=CoarseToFineConfig)
+    c2f_config: CoarseToFineConfig = field(default_factory=CoarseToFineConfig,
+                                           metadata=execution("max_batch"))
     estimate_focals: bool = True
-    batch_size: int = 1
+    batch_size: int = field(default=1, metadata=execution())
     fast: bool = False
-    compile: Literal["none", "blocks", "blocks+heads"] = "none"
-    cuda_graph: bool = False
+    compile: Literal["none", "blocks", "blocks+heads"] = field(default="none", metadata=execution())
+    cuda_graph: bool = field(default=False, metadata=execution())
     gelu: Literal["erf", "tanh-fused"] = "erf"
 
     def __post_init__(self) -> None:

@@ -99,3 +99,15 @@ def test_bad_estimator_threshold_exits_2_before_anything(tmp_path, value, capsys
     err = capsys.readouterr().err
     assert "estimator.pnp_max_error_px must be a finite number of pixels > 0" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("key", ["estimator.ransac_max_trials", "estimator.ransac.max_num_trials"])
+def test_bad_ransac_option_exits_2_before_anything(tmp_path, key, capsys):
+    """Issue 17 item 2: the nested RANSAC options (and their flat names of before) are validated
+    when the config is built."""
+    rc = main(["run", "mapfree", "--matcher", "oracle", "--data", str(tmp_path / "d"), "--results",
+               str(tmp_path / "r"), f"{key}=-1"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "estimator.ransac options" in err and "max_num_trials (-1)" in err
+    assert not (tmp_path / "r").exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import pytest
 
@@ -12,8 +12,13 @@ from benchmarks.config import (
     ConfigError,
     apply_overrides,
     canonical_json,
+    execution,
+    execution_dict,
+    execution_paths,
     field_paths,
     from_dict,
+    identity_dict,
+    key_aliases,
     parse_assignments,
     parse_value,
     route_overrides,
@@ -123,3 +128,55 @@ def test_route_overrides():
         route_overrides({"iters": "3"}, configs)
     with pytest.raises(ConfigError, match="unknown config key 'nope'.*valid keys: matcher.max_error"):
         route_overrides({"nope": "3"}, configs)
+
+
+# -- issue 17 item 2: result vs execution, renamed keys ---------------------------------------------
+@dataclass(frozen=True)
+class Inner:  # stands for a config of another package (no markers of its own)
+    step: int = 8
+    block: int = 64
+    backend: str = "auto"
+
+
+@dataclass(frozen=True)
+class Opts:
+    tol: float = 1.0
+    threads: int = field(default=4, metadata=execution())
+
+
+@dataclass(frozen=True)
+class Split:
+    KEY_ALIASES: ClassVar[dict[str, str]] = {"old_tol": "opts.tol", "step": "inner.step"}
+
+    size: int = 512
+    batch: int = field(default=1, metadata=execution())
+    inner: Inner = field(default_factory=Inner, metadata=execution("block", "backend"))
+    opts: Opts = Opts(tol=2.0)
+    cache: Inner | None = field(default=None, metadata=execution())
+
+
+def test_identity_and_execution_parts_partition_the_config():
+    cfg = Split(batch=8, inner=Inner(step=4, block=32))
+    assert identity_dict(cfg) == {"size": 512, "inner": {"step": 4}, "opts": {"tol": 2.0}}
+    assert execution_dict(cfg) == {"batch": 8, "inner": {"block": 32, "backend": "auto"},
+                                   "opts": {"threads": 4}, "cache": None}
+    assert sorted(execution_paths(Split)) == sorted(["batch", "inner.block", "inner.backend",
+                                                      "opts.threads", "cache"])
+    assert identity_dict(Split()) == identity_dict(Split(batch=2, inner=Inner(block=1), opts=Opts(2.0, 1)))
+    assert identity_dict(Split()) != identity_dict(Split(inner=Inner(step=1)))
+    assert execution_dict(Ransac()) == {} and identity_dict(Ransac()) == to_dict(Ransac())
+    assert identity_dict({"a": (1, 2)}) == {"a": [1, 2]}  # plain data: to_dict
+
+
+def test_key_aliases_on_the_command_line_and_in_config_json():
+    assert key_aliases(Split) == {"old_tol": "opts.tol", "step": "inner.step"}
+    new = apply_overrides(Split(), {"old_tol": "3", "step": "2", "batch": "5"})
+    assert new == Split(batch=5, inner=Inner(step=2), opts=Opts(tol=3.0))
+    assert apply_overrides(Split(), {"old_tol": "3", "opts.tol": "7"}).opts.tol == 7.0  # today's name wins
+    routed = route_overrides({"old_tol": "3", "ransac.iters": "5"}, {"split": Split(), "cfg": Cfg()})
+    assert routed == {"split": {"old_tol": "3"}, "cfg": {"ransac.iters": "5"}}
+    # a config.json written before the rename; nested partial dicts keep the FIELD's default (tol 2)
+    assert from_dict(Split, {"old_tol": 5.0, "size": 7}) == Split(size=7, opts=Opts(tol=5.0))
+    assert from_dict(Split, {"opts": {"threads": 1}}).opts == Opts(tol=2.0, threads=1)
+    with pytest.raises(ConfigError, match="unknown config key 'old'"):
+        apply_overrides(Split(), {"old": "1"})

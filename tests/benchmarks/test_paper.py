@@ -224,3 +224,29 @@ def test_checkpoint_path_is_not_a_variant(tmp_path, monkeypatch):
     assert mast3r.rstrip().endswith(" 12.5 |"), md
     assert any(line.startswith("| mast3r [size=224] (ours, data: unknown)") and line.rstrip().endswith(" 7 |")
                for line in md.splitlines()), md
+
+
+def test_old_and_new_config_json_of_the_same_settings_get_the_same_label():
+    """Issue 17 item 2: a config.json written before the RANSAC options were nested and before the
+    execution-only fields left the identity compares equal to today's of the same settings."""
+    from benchmarks.config import identity_dict, to_dict
+    from benchmarks.hashing import RunSpec
+    from benchmarks.matchers.mast3r import Mast3rConfig
+    from benchmarks.paper_runs import distinct_labels, identity_groups
+    from benchmarks.registry import ADAPTERS
+
+    cls = ADAPTERS.get("co3dv2")
+    est = to_dict(cls.EstimatorConfig())
+    old_est = {k: v for k, v in est.items() if k != "ransac"}
+    old_est.update(min_matches=10, min_inliers=10, ransac_confidence=0.9999, ransac_min_trials=100,
+                   ransac_max_trials=10000, refine=True)
+    old = {"adapter": "co3dv2", "matcher": "mast3r", "seed": 0, "adapter_config": to_dict(cls.Config()),
+           "estimator_config": old_est, "matcher_config": to_dict(Mast3rConfig(checkpoint="/w.pth"))}
+    new = RunSpec("co3dv2", "1", cls.Config(), cls.EstimatorConfig(), "mast3r",
+                  Mast3rConfig(checkpoint="/w.pth", batch_size=8)).as_dict()
+    assert identity_groups(old) == identity_groups(new)
+    assert identity_groups(new)["estimator_config"] == identity_dict(cls.EstimatorConfig())
+    assert distinct_labels([old, new]) == ["mast3r #1", "mast3r #2"]  # nothing tells them apart
+    other = {**new, "estimator_config": {**new["estimator_config"], "ransac": {"max_num_trials": 300}}}
+    assert distinct_labels([old, other]) == ["mast3r [estimator.ransac.max_num_trials=10000]",
+                                             "mast3r [estimator.ransac.max_num_trials=300]"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.adapters._ransac import RansacOptions
 from benchmarks.adapters.inloc import InLocAdapter, InLocConfig, InLocEstimatorConfig
 from benchmarks.cli import main
 from benchmarks.matchers.doubles import OracleMatcher, RandomConfig, RandomMatcher
@@ -117,7 +118,7 @@ def test_oracle_perfect_export_and_score_reproduce(synthetic_root: Path, tmp_pat
 
 def test_random_localises_nothing(synthetic_root: Path, tmp_path: Path):
     ad = InLocAdapter(synthetic_root / "inloc", InLocConfig(top_k=1),
-                      InLocEstimatorConfig(max_num_trials=2000))
+                      InLocEstimatorConfig(ransac=RansacOptions(max_num_trials=2000)))
     result, _ = _run(ad, RandomMatcher(RandomConfig(num_matches=200)), tmp_path)
     assert all(v == 0.0 for v in _recall_keys(result.summary["metrics"]).values())
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from benchmarks.adapters._pose_solvers import (
     solve_pair,
 )
 from benchmarks.adapters._posediffusion import FrameSampler, pair_viewpoints, sequence_metrics
+from benchmarks.adapters._ransac import POSE_RANSAC
 from benchmarks.adapters.co3dv2 import Co3dv2Adapter, Co3dv2Config
 from benchmarks.types import Correspondences, Prediction, Record, Sample, View
 
@@ -75,7 +78,7 @@ def test_failure_reasons_and_solver_resolution():
     assert (r.success, r.failure_reason) == (False, "no_intrinsics")
     rnd = np.random.default_rng(1).uniform(0, 80, (200, 2))
     bad = solve_pair(Correspondences(rnd, rnd[::-1].copy(), np.ones(200)), _views(),
-                     PoseEstimatorConfig(min_inliers=150, ransac_max_trials=200), 0)
+                     PoseEstimatorConfig(ransac=replace(POSE_RANSAC, min_inliers=150, max_num_trials=200)), 0)
     assert not bad.success and bad.failure_reason in ("too_few_inliers", "ransac_failed")
 
 
@@ -230,3 +233,30 @@ def test_evaluate_counts_failed_pairs_as_wrong(tmp_path):
     assert m["rra15_pct"] == pytest.approx(200 / 3) and m["maa30_pct"] == pytest.approx(200 / 3)
     failed = adapter.evaluate(sample, Prediction(False, failure_reason="matcher_error: x"))
     assert failed["num_failed_pairs"] == 3 and failed["rra15_pct"] == 0.0
+
+
+def test_ransac_options_nest_and_the_flat_keys_still_work():
+    """Issue 17 item 2: one RansacOptions nested as ``estimator.ransac.*``; the flat keys of before
+    (command line and config.json) give the same config, hence the same run; same defaults."""
+    from benchmarks.config import apply_overrides, from_dict, identity_dict, to_dict
+    from mast3r.geometry import RansacConfig
+
+    flat = {"ransac_max_trials": "300", "min_inliers": "7", "refine": "off", "ransac_confidence": "0.99",
+            "ransac_min_trials": "50", "min_matches": "8"}
+    nested = {"ransac.max_num_trials": "300", "ransac.min_inliers": "7", "ransac.refine": "off",
+              "ransac.confidence": "0.99", "ransac.min_num_trials": "50", "ransac.min_matches": "8"}
+    a, b = apply_overrides(PoseEstimatorConfig(), flat), apply_overrides(PoseEstimatorConfig(), nested)
+    assert a == b and identity_dict(a) == identity_dict(b)
+    assert a.solver_ransac("essential", 3) == RansacConfig(
+        max_error_px=1.0, seed=3, confidence=0.99, min_num_trials=50, max_num_trials=300, refine=False,
+        min_matches=8, min_inliers=7)
+    assert PoseEstimatorConfig().solver_ransac("pnp", 0) == RansacConfig(  # the defaults of before
+        max_error_px=5.0, seed=0, min_num_trials=100, max_num_trials=10000, min_matches=10, min_inliers=10)
+    old_json = {"solver": "auto", "intrinsics": "auto", "pnp_max_error_px": 5.0,
+                "essential_max_error_px": 1.0, "min_matches": 8, "min_inliers": 7, "ransac_confidence": 0.99,
+                "ransac_min_trials": 50, "ransac_max_trials": 300, "refine": False}
+    assert from_dict(PoseEstimatorConfig, old_json) == a
+    assert from_dict(PoseEstimatorConfig, to_dict(a)) == a
+    for bad in ({"ransac_max_trials": "-1"}, {"ransac.confidence": "nan"}, {"ransac.min_num_trials": "0"}):
+        with pytest.raises(ValueError, match="estimator.ransac options"):
+            apply_overrides(PoseEstimatorConfig(), bad)

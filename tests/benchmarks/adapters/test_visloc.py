@@ -195,3 +195,23 @@ def test_export_writes_every_query_failures_as_identity(synthetic_root: Path, tm
     np.testing.assert_allclose(got[samples[0].meta["basename"]], pose)
     for line in lines[1:]:  # the failed query and the one without a record
         assert line.split()[1:] == ["1.0", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0"]
+
+
+def test_visloc_ransac_options_nest_and_the_flat_keys_still_work():
+    """Issue 17 item 2: ``estimator.ransac.*`` with the official pycolmap defaults; the flat keys of
+    before give the same config."""
+    from benchmarks.config import apply_overrides, from_dict
+    from mast3r.geometry import RansacConfig
+
+    assert AachenEstimatorConfig().ransac.solver_config(5.0, 2) == RansacConfig(max_error_px=5.0, seed=2)
+    flat = apply_overrides(AachenEstimatorConfig(), {"max_num_trials": "2000", "confidence": "0.999",
+                                                     "min_inlier_ratio": "0.1", "min_matches": "9"})
+    nested = apply_overrides(AachenEstimatorConfig(), {"ransac.max_num_trials": "2000",
+                                                       "ransac.confidence": "0.999",
+                                                       "ransac.min_inlier_ratio": "0.1",
+                                                       "ransac.min_matches": "9"})
+    assert flat == nested and flat.ransac.max_num_trials == 2000 and flat.ransac.min_matches == 9
+    assert from_dict(AachenEstimatorConfig, {"max_num_trials": 2000, "confidence": 0.999,
+                                             "min_inlier_ratio": 0.1, "min_matches": 9}) == flat
+    with pytest.raises(ValueError, match="estimator.ransac options"):
+        apply_overrides(AachenEstimatorConfig(), {"min_num_trials": "-1"})

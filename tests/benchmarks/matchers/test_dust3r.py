@@ -86,3 +86,32 @@ def test_tiny_dust3r_checkpoint_end_to_end(ramps, tmp_path):
     # border 2 in network pixels of 64x48 (scale 2, 1 row cropped): x >= 2*2+0.5, y >= 2*2+2.5
     assert corrs.pts0[:, 0].min() >= 4.5 and corrs.pts0[:, 1].min() >= 6.5
     assert corrs.pts0[:, 0].max() <= 2 * 61 + 0.5 and {"focal0_px", "focal1_px"} <= set(corrs.meta)
+
+
+def test_batch_size_resumes_the_same_run_from_the_cli(tmp_path, monkeypatch):
+    """Issue 17 item 2, through ``mast3r-bench run``: ``matcher.batch_size`` is execution-only (same
+    run directory, resumed, one correspondence cache; the manifest records it); ``matcher.precision``
+    is a new run."""
+    import json
+
+    from benchmarks.cli import main
+
+    monkeypatch.delenv("MAST3R_BENCH_FORWARD_CACHE", raising=False)
+    ckpt = make_random_checkpoint(tmp_path / "d.pth", preset="tiny-dust3r")
+    results = tmp_path / "r"
+
+    def run(*extra: str) -> int:
+        return main(["run", "smoke", "--matcher", "dust3r", "--data", str(tmp_path / "data"), "--results",
+                     str(results), "--no-progress", f"matcher.checkpoint={ckpt}", "matcher.size=64",
+                     "adapter.num_pairs=3", *extra])
+
+    assert run("--limit", "2") == 0
+    assert run("matcher.batch_size=2") == 0
+    (run_dir,) = (results / "runs" / "smoke" / "dust3r").iterdir()
+    assert (run_dir / "records.jsonl").read_text().count("\n") == 3
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["resumed"] == 1 and manifest["execution"]["matcher"] == {"batch_size": 2}
+    assert len(list((results / "cache" / "correspondences").iterdir())) == 1
+    assert run("matcher.precision=bf16") == 0
+    assert len(list((results / "runs" / "smoke" / "dust3r").iterdir())) == 2
+    assert len(list((results / "cache" / "correspondences").iterdir())) == 2

@@ -9,11 +9,13 @@ image. The stand-in returns descriptors and a pointmap ``(sx, sy, 10)`` of that 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
 
-from benchmarks.config import apply_overrides, field_paths, to_dict
+from benchmarks.config import apply_overrides, execution_dict, execution_paths, field_paths
 from benchmarks.hashing import RunSpec
 from benchmarks.matchers._forward_cache import ForwardCache
 from benchmarks.matchers._network import PairNetwork
@@ -78,7 +80,7 @@ def test_config_overrides_nested_and_hashed():
     assert new.precision == "bf16" and new.checkpoint == "ckpt.pth"
 
     def key(c):
-        return RunSpec("smoke", "1", {}, {}, "mast3r", to_dict(c)).key
+        return RunSpec("smoke", "1", {}, {}, "mast3r", c).key
 
     assert len({key(cfg), key(apply_overrides(cfg, {"frm.subsample": "16"})),
                 key(apply_overrides(cfg, {"min_conf": "1.001"}))}) == 3
@@ -303,9 +305,12 @@ def test_fast_path_options_are_validated_and_hashed():
     assert fast.network_settings() != cfg.network_settings()
 
     def key(c):
-        return RunSpec("smoke", "1", {}, {}, "mast3r", to_dict(c)).key
+        return RunSpec("smoke", "1", {}, {}, "mast3r", c).key
 
-    assert key(fast) != key(apply_overrides(fast, {"cuda_graph": "off"})) != key(cfg)
+    # issue 17 item 2: fast and gelu change the numbers (identity); cuda_graph and compile only how
+    # the same operations run (execution-only)
+    assert key(fast) == key(apply_overrides(fast, {"cuda_graph": "off", "compile": "none"})) != key(cfg)
+    assert key(fast) != key(apply_overrides(fast, {"gelu": "erf"}))
     with pytest.raises(ValueError, match="bf16 or fp16"):
         apply_overrides(cfg, {"fast": "on"})  # fp32 weights are not a fast path
     for over in ({"compile": "blocks"}, {"cuda_graph": "on"}, {"gelu": "tanh-fused"}):
@@ -329,3 +334,109 @@ def test_batch_focals_equal_the_single_estimate_and_survive_the_disk_cache(ramps
     cached = again.forward_pairs(preps, need_own=True, batch_size=2)
     assert all(c.cached for c in cached) and again.forward_calls == 0
     assert [(c.focal0, c.focal1) for c in cached] == [(f.focal0, f.focal1) for f in fwds]  # stored exactly
+
+
+# -- issue 17 item 2: what decides a result vs how it executes --------------------------------------
+def test_execution_only_keys_are_exactly_the_speed_settings():
+    """Pins the per-key decision documented in ``Mast3rConfig`` (a speed option that can change the
+    numbers, fast / precision / gelu, stays in the identity)."""
+    assert sorted(execution_paths(Mast3rConfig)) == sorted(
+        ["batch_size", "compile", "cuda_graph", "frm.backend", "frm.block_size", "c2f_config.max_batch"])
+    assert len(field_paths(Mast3rConfig)) == 28  # every dotted key is still settable
+    cfg = apply_overrides(Mast3rConfig(checkpoint="c.pth"), {"batch_size": "8", "frm.block_size": "64"})
+    assert execution_dict(cfg) == {"frm": {"backend": "auto", "block_size": 64},
+                                   "c2f_config": {"max_batch": 48}, "batch_size": 8, "compile": "none",
+                                   "cuda_graph": False}
+    base = RunSpec("smoke", "1", {}, {}, "mast3r", Mast3rConfig(checkpoint="c.pth"))
+    spec = RunSpec("smoke", "1", {}, {}, "mast3r", cfg)
+    assert (spec.key, spec.matcher_key) == (base.key, base.matcher_key)
+    assert "batch_size" not in spec.matcher_config and "block_size" not in spec.matcher_config["frm"]
+    for over in ({"precision": "bf16"}, {"fast": "on", "precision": "fp16"}, {"frm.subsample": "4"},
+                 {"estimate_focals": "off"}, {"c2f_config.window_size": "256"}):
+        other = RunSpec("smoke", "1", {}, {}, "mast3r", apply_overrides(cfg, over))
+        assert other.key != base.key and other.matcher_key != base.matcher_key, over
+
+
+@dataclass(frozen=True)
+class _NoOptions:
+    pass
+
+
+class _RampAdapter:
+    """Three samples, each a copy of the ramp pair (one pair) with another blue channel (which the
+    stand-in model ignores, so the matches are the same); the prediction is the number of matches."""
+
+    name, version = "ramp", "1"
+
+    def __init__(self, views):
+        from PIL import Image
+
+        self.root = views[0].image_path.parent
+        self.views = []
+        for k in range(3):
+            copies = []
+            for v in views:
+                path = self.root / f"s{k}_{v.name}"
+                if not path.is_file():
+                    rgb = np.array(Image.open(v.image_path).convert("RGB"))
+                    rgb[..., 2] = 10 * k
+                    Image.fromarray(rgb).save(path)
+                copies.append(View(path.name, path, v.width, v.height))
+            self.views.append(tuple(copies))
+
+    def samples(self):
+        from benchmarks.types import Sample
+
+        return [Sample(f"s{k}", views, gt={}) for k, views in enumerate(self.views)]
+
+    def pairs(self, sample):
+        return [(0, 1)]
+
+    def solve(self, sample, corrs, seed):
+        from benchmarks.types import Prediction
+
+        return Prediction(True, {"n": len(corrs[0])}, num_matches=len(corrs[0]))
+
+    def evaluate(self, sample, prediction):
+        return {"n": prediction.values.get("n")}
+
+    def summarize(self, records):
+        return {"count": len(list(records))}
+
+
+def _run_ramps(tmp_path, ramps, overrides, **kw):
+    from benchmarks.runner import Runner
+
+    cfg = apply_overrides(Mast3rConfig(checkpoint="", size=64, estimate_focals=False), overrides)
+    matcher, model = _fake(cfg)
+    runner = Runner(_RampAdapter(ramps), matcher, _NoOptions(), _NoOptions(),
+                    results_root=tmp_path / "results", data_root=tmp_path, progress=False, **kw)
+    return runner.run(), model
+
+
+def test_batch_and_block_size_resume_the_run_and_reuse_the_cache(tmp_path, ramps):
+    """Changing ``matcher.batch_size`` or ``matcher.frm.block_size`` is the same run (resumed, same
+    correspondence cache); ``matcher.precision`` is another run."""
+    first, model = _run_ramps(tmp_path, ramps, {}, limit=2)
+    assert first.computed == 2 and model.calls == 2  # no forward cache: one network pass per sample
+    manifest = first.run_dir.read_manifest()
+    assert manifest["execution"]["matcher"]["batch_size"] == 1 and manifest["execution"]["adapter"] == {}
+    resumed, model = _run_ramps(tmp_path, ramps, {"batch_size": "4", "frm.block_size": "64"})
+    assert resumed.run_dir == first.run_dir and (resumed.done, resumed.computed) == (3, 1)
+    assert model.calls == 1  # only the new sample's pair
+    manifest = resumed.run_dir.read_manifest()
+    assert manifest["execution"]["matcher"]["batch_size"] == 4 and manifest["resumed"] == 1
+    assert manifest["execution"]["matcher"]["frm"]["block_size"] == 64
+    config = (resumed.run_dir.path / "config.json").read_text()
+    assert "batch_size" not in config and "block_size" not in config
+    before = RecordStore(resumed.run_dir.records_path).load()
+    again, model = _run_ramps(tmp_path, ramps, {"batch_size": "2"}, force=True)
+    assert again.run_dir == first.run_dir and again.computed == 3
+    assert model.calls == 0  # every pair came from the correspondence cache
+    records = RecordStore(again.run_dir.records_path).load()
+    assert all(r.meta["cache_hits"] == 1 for r in records.values())
+    assert {k: r.metrics for k, r in records.items()} == {k: r.metrics for k, r in before.items()}
+    other, model = _run_ramps(tmp_path, ramps, {"precision": "bf16", "batch_size": "4"})
+    assert other.run_dir != first.run_dir and other.computed == 3 and model.calls >= 1
+    assert all(r.meta["cache_hits"] == 0 for r in RecordStore(other.run_dir.records_path).load().values())
+    assert "matcher.precision=bf16" in other.run_dir.slug and "batch_size" not in other.run_dir.slug
