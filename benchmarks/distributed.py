@@ -29,19 +29,18 @@ from __future__ import annotations
 import contextlib
 import datetime
 import heapq
-import json
 import logging
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.store import RecordStore, RunDir, to_jsonable
+from benchmarks.store import RecordStore, RunDir, records_text
 from benchmarks.types import Record
+from mast3r.fileio import atomic_write_text, fsync_dir
 
 __all__ = [
     "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm", "process_group",
@@ -291,30 +290,6 @@ def ordered_records(records: Mapping[str, Record], keys: Iterable[str]) -> dict[
     return out
 
 
-def _write_records_atomic(path: Path, records: Iterable[Record]) -> None:
-    lines = [json.dumps(to_jsonable(r), allow_nan=False, separators=(",", ":")) + "\n" for r in records]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def merge_shards(run_dir: RunDir, keys: Iterable[str]) -> dict[str, Record]:
     """Fold the shards into ``records.jsonl``, ordered by ``keys`` (:func:`ordered_records`), and
     delete them; returns the run's records in that order. ``records.jsonl`` is rewritten (atomically)
@@ -324,8 +299,7 @@ def merge_shards(run_dir: RunDir, keys: Iterable[str]) -> dict[str, Record]:
     collected = collect_records(run_dir)
     records = ordered_records(collected, keys)
     if shards or list(records) != list(collected):
-        _write_records_atomic(run_dir.records_path, records.values())
-        _fsync_dir(run_dir.path)
+        atomic_write_text(run_dir.records_path, records_text(records.values()), mkdir=False)
         remove_shards(run_dir)
         log.info("%s: merged %d shard(s); %d records", run_dir.path, len(shards), len(records))
     return records
@@ -335,4 +309,4 @@ def remove_shards(run_dir: RunDir) -> None:
     """Delete every record shard of ``run_dir`` (after a merge, or ``--force``)."""
     for path in shard_paths(run_dir):
         path.unlink(missing_ok=True)
-    _fsync_dir(run_dir.path)
+    fsync_dir(run_dir.path)
