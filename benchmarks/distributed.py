@@ -8,7 +8,7 @@ One distributed run, in order:
 2. Rank 0 takes the run's lock (held to the end), writes ``config.json``, lists the samples, folds the
    record shards an earlier job left (any world size) into ``records.jsonl`` (:func:`merge_shards`)
    and partitions the samples without a record (:func:`partition`: greedy LPT on pair counts). It
-   broadcasts the plan, or its error (:func:`on_rank0`).
+   broadcasts the plan (:class:`RunPlan`), or its error (:func:`on_rank0`).
 3. Each rank lists the samples itself (and checks it sees the same keys and the same run directory:
    ``--results`` must be on a filesystem all nodes share), processes its share in sample order and
    appends every record durably to its own shard ``records.rank<k>.jsonl``
@@ -38,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from benchmarks.hashing import sha256_json
+from benchmarks.run_results import RunOutcome
 from benchmarks.store import RecordStore, RunDir, records_text
 from benchmarks.types import Record
 from mast3r.fileio import atomic_write_text, fsync_dir
 
 __all__ = [
-    "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm", "process_group",
+    "RunPlan", "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm", "process_group",
     "choose_backend", "rank_device", "on_rank0", "partition", "shard_path", "shard_paths",
     "collect_records", "ordered_records", "merge_shards", "remove_shards", "rates", "DEFAULT_TIMEOUT_S",
     "ENV_VARS",
@@ -105,6 +107,40 @@ class DistEnv:
             raise DistributedError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, "
                                    f"LOCAL_RANK={local}")
         return cls(rank, world, local)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What rank 0 decided for one run, broadcast to every rank (step 2 of the module docstring).
+
+    Attributes:
+        run_dir: the run directory (on the filesystem all ranks share).
+        expected: samples in the requested prefix.
+        keys: ``sha256_json`` of their keys in order (each rank checks it lists the same samples).
+        parts: per rank, the indices (into the prefix) of the samples it computes, ascending.
+        outcome: set when the run was already finished: nothing to compute, this is its result.
+    """
+
+    run_dir: Path
+    expected: int
+    keys: str
+    parts: tuple[tuple[int, ...], ...] = ()
+    outcome: RunOutcome | None = None
+
+    @classmethod
+    def of(cls, run_dir: Path, keys: Sequence[str], parts: Sequence[Sequence[int]] = (),
+           outcome: RunOutcome | None = None) -> RunPlan:
+        return cls(Path(run_dir), len(keys), sha256_json(list(keys)), tuple(tuple(p) for p in parts), outcome)
+
+    def share(self, rank: int) -> tuple[int, ...]:
+        """The indices rank ``rank`` computes."""
+        return self.parts[rank]
+
+    def check_keys(self, keys: Sequence[str], where: str) -> None:
+        """Raise :class:`DistributedError` unless ``keys`` are rank 0's."""
+        if len(keys) != self.expected or sha256_json(list(keys)) != self.keys:
+            raise DistributedError(f"{where}: the adapter lists other samples than on rank 0 "
+                                   "(is the data root the same on every node?)")
 
 
 def choose_backend(device: str, cuda_available: bool) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.capabilities import Exportable
 from benchmarks.hashing import RunSpec
 from benchmarks.types import Correspondences, Record
 from mast3r.fileio import atomic_write, atomic_write_json, atomic_write_text
@@ -320,11 +321,10 @@ def export_run(adapter: Any, records: Iterable[Record], run_dir: RunDir) -> list
     """Write the adapter's official export files (submission zip, upload file, PLY) of a finished
     run into ``<run dir>/export/``; their paths relative to the run directory. Adapters without
     ``export`` write nothing."""
-    export = getattr(adapter, "export", None)
-    if not callable(export):
+    if not isinstance(adapter, Exportable):
         return []
     out = run_dir.path / "export"
     out.mkdir(parents=True, exist_ok=True)
     base = run_dir.path.resolve()
-    paths = [Path(p).resolve() for p in export(list(records), out)]
+    paths = [Path(p).resolve() for p in adapter.export(list(records), out)]
     return [p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p) for p in paths]
