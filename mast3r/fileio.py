@@ -11,6 +11,7 @@ use it.
   fsyncs it, renames it over the target (``os.replace``) and fsyncs the folder: a reader or a crash
   sees the old file or the new one, never a half-written one. The temp file is removed on any error.
   Files get the usual ``0o666 & ~umask`` permissions (not ``mkstemp``'s ``0o600``).
+  :func:`atomic_write_path` does the same for writers that only take a path (a PLY writer).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import IO, Any
 
 __all__ = [
-    "RACY_SECONDS", "sha256_file", "fsync_dir", "atomic_write", "atomic_write_bytes", "atomic_write_text",
-    "atomic_write_json",
+    "RACY_SECONDS", "sha256_file", "fsync_dir", "atomic_write", "atomic_write_path", "atomic_write_bytes",
+    "atomic_write_text", "atomic_write_json",
 ]
 
 RACY_SECONDS = 2.0
@@ -83,13 +84,40 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], *, 
     path = Path(path)
     if mkdir:
         path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = _temp_name(path)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write_path(path: str | os.PathLike, write: Callable[[Path], Any], *, mkdir: bool = True) -> Path:
+    """:func:`atomic_write` for a writer that takes a path: ``write(temp_path)`` creates the temp
+    file (same folder, unique name), which is then fsync'ed and renamed over ``path``."""
+    path = Path(path)
+    if mkdir:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_name(path)
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

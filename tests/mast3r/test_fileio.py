@@ -96,3 +96,19 @@ def test_atomic_write_json_refuses_nan(tmp_path):
 def test_atomic_write_without_mkdir_needs_the_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         atomic_write_bytes(tmp_path / "missing" / "x", b"1", mkdir=False)
+
+
+def test_atomic_write_path_for_path_writers(tmp_path):
+    from mast3r.fileio import atomic_write_path
+
+    target = tmp_path / "sub" / "cloud.ply"
+    seen = []
+    atomic_write_path(target, lambda tmp: seen.append(tmp) or tmp.write_bytes(b"ply"))
+    assert target.read_bytes() == b"ply" and seen[0].parent == target.parent and seen[0] != target
+    def half(tmp):
+        tmp.write_bytes(b"half")
+        raise OSError("disk on fire")
+
+    with pytest.raises(OSError, match="disk on fire"):
+        atomic_write_path(target, half)
+    assert target.read_bytes() == b"ply" and sorted(p.name for p in target.parent.iterdir()) == ["cloud.ply"]
