@@ -45,8 +45,8 @@ from benchmarks.types import Record
 from mast3r.fileio import atomic_write_text, fsync_dir
 
 __all__ = [
-    "RunPlan", "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm", "process_group",
-    "choose_backend", "rank_device", "on_rank0", "partition", "shard_path", "shard_paths",
+    "RunPlan", "AnyComm", "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm",
+    "process_group", "choose_backend", "rank_device", "on_rank0", "partition", "shard_path", "shard_paths",
     "collect_records", "ordered_records", "merge_shards", "remove_shards", "rates", "DEFAULT_TIMEOUT_S",
     "ENV_VARS",
 ]
@@ -247,7 +247,11 @@ def process_group(env: DistEnv, device: str = "auto", timeout_s: float = DEFAULT
         dist.destroy_process_group()
 
 
-def on_rank0(comm: Comm | SoloComm, fn: Callable[[], T]) -> T:
+AnyComm = Comm | SoloComm
+"""A rank's collectives: :class:`Comm` under torchrun, :class:`SoloComm` in a single process."""
+
+
+def on_rank0(comm: AnyComm, fn: Callable[[], T]) -> T:
     """``fn()`` run on rank 0 only, its value broadcast to every rank. If it raises, rank 0 re-raises
     and the others raise :class:`PeerFailedError` (no rank is left waiting)."""
     if comm.world_size == 1:

@@ -40,7 +40,7 @@ class RunParts:
     device: str
 
 
-def run_device(device: str | None, matcher_cls: type, comm: Any = None) -> str:
+def run_device(device: str | None, matcher_cls: type, comm: dist.AnyComm | None = None) -> str:
     """The matcher's device: ``device`` unless None/``auto`` (then :func:`default_device`), and under
     torchrun (``comm.distributed``) the rank's GPU (:func:`benchmarks.distributed.rank_device`)."""
     resolved = device if device not in (None, "auto") else default_device(matcher_cls)
@@ -71,7 +71,7 @@ def build_matcher(matcher_cls: type[Matcher], config: Any, device: str, *, previ
 
 def assemble(bench: str, matcher: str, *, overrides: Mapping[str, str] | None = None,
              configs: Mapping[str, Any] | None = None, data_root: str | os.PathLike | None = None,
-             device: str | None = None, comm: Any = None, previous: Matcher | None = None,
+             device: str | None = None, comm: dist.AnyComm | None = None, previous: Matcher | None = None,
              forward_cache: Any = None) -> RunParts:
     """Build adapter ``bench`` and matcher ``matcher`` from the registries: configs = defaults +
     ``overrides`` (or ``configs``, already resolved); data root checked for ``bench``

@@ -143,7 +143,7 @@ class Runner:
                  estimator_config: Any, *, results_root: Path, data_root: Path, bench: str | None = None,
                  matcher_name: str | None = None, seed: int = 0, limit: int | None = None,
                  device: str = "cpu", force: bool = False, progress: bool | None = None,
-                 comm: Any = None, retry_failed: bool = False) -> None:
+                 comm: dist.AnyComm | None = None, retry_failed: bool = False) -> None:
         self.adapter, self.matcher, self.comm = adapter, matcher, comm
         self.results_root, self.data_root = Path(results_root), Path(data_root)
         self.seed, self.limit, self.device = seed, limit, device
@@ -260,7 +260,7 @@ class Runner:
             RecordStore(run_dir.records_path).rewrite(keep.values())
         return keep
 
-    def _prepare(self, stack: contextlib.ExitStack, comm: Any, infos: list[dict[str, Any]],
+    def _prepare(self, stack: contextlib.ExitStack, comm: dist.AnyComm, infos: list[dict[str, Any]],
                  state: list[_Rank0]) -> RunPlan:
         """Rank 0: list and check the samples, take the lock, write the config, fold in any record
         shards, drop the records to retry, set the matcher up; the plan (samples to compute per rank)
@@ -305,7 +305,7 @@ class Runner:
         parts = dist.partition(weights, comm.world_size)
         return RunPlan.of(run_dir.path, keys, [[todo[j] for j in part] for part in parts])
 
-    def _check_plan(self, plan: RunPlan, run_dir: RunDir, comm: Any) -> list[Sample]:
+    def _check_plan(self, plan: RunPlan, run_dir: RunDir, comm: dist.AnyComm) -> list[Sample]:
         """Ranks > 0: the samples, checked against rank 0's (same run directory, same keys)."""
         where = f"rank {comm.rank} on {socket.gethostname()}"
         if not run_dir.config_path.is_file() or read_json(run_dir.config_path).get("key") != self.spec.key:
@@ -315,7 +315,7 @@ class Runner:
         plan.check_keys([s.key for s in samples], where)
         return samples
 
-    def _process_all(self, samples: list[Sample], store: RecordStore, comm: Any, expected: int
+    def _process_all(self, samples: list[Sample], store: RecordStore, comm: dist.AnyComm, expected: int
                      ) -> dict[str, Any]:
         """Process ``samples`` in order, appending each record to ``store``; this rank's throughput."""
         sleep = float(os.environ.get(SLEEP_ENV, 0) or 0)
@@ -364,7 +364,7 @@ class Runner:
         write_json_atomic(run_dir.manifest_path, state.manifest)
         return RunOutcome.of(summary, len(samples), records, state.computed)
 
-    def _result(self, run_dir: RunDir, outcome: RunOutcome, comm: Any) -> RunResult:
+    def _result(self, run_dir: RunDir, outcome: RunOutcome, comm: dist.AnyComm) -> RunResult:
         return outcome.result(run_dir, self.spec, {"rank": comm.rank, "world_size": comm.world_size})
 
 
@@ -372,7 +372,7 @@ def build_run(bench: str, matcher: str, *, overrides: Mapping[str, str] | None =
               configs: Mapping[str, Any] | None = None, data_root: str | os.PathLike | None = None,
               results_root: str | os.PathLike | None = None, limit: int | None = None,
               device: str | None = None, seed: int = 0, force: bool = False, progress: bool | None = None,
-              comm: Any = None, retry_failed: bool = False, previous: Matcher | None = None,
+              comm: dist.AnyComm | None = None, retry_failed: bool = False, previous: Matcher | None = None,
               forward_cache: Any = None) -> Runner:
     """The :class:`Runner` of adapter ``bench`` with matcher ``matcher``
     (:func:`benchmarks.run_build.assemble`: configs = defaults + ``overrides``, or ``configs`` already
