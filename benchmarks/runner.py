@@ -190,7 +190,7 @@ class Runner:
         try:
             return self._run()
         except KeyboardInterrupt:
-            raise RunInterrupted(self._run_dir, self._kept()) from None
+            raise RunInterrupted(self._run_dir.path if self._run_dir else None, self._kept()) from None
         except OSError as e:
             if not is_resource_error(e):
                 raise

@@ -106,8 +106,8 @@ def match_samples(matcher: Any, adapter: Any, samples: Sequence[Sample], *, cach
             results = matcher.match_many([views(n) for n in chunk])
             if len(results) != len(chunk):
                 raise RuntimeError(f"match_many returned {len(results)} results for {len(chunk)} pairs")
-            for n, corrs in zip(chunk, results):
-                done(n, corrs)
+            for n, found in zip(chunk, results):
+                done(n, found)
     else:
         for n in todo:
             done(n, matcher.match(*views(n)))
