@@ -166,13 +166,17 @@ class Runner:
         if self.needs_gt and not isinstance(adapter, HasGTCorrespondences):
             raise ValueError(f"matcher {self.spec.matcher!r} needs ground-truth correspondences, which "
                              f"adapter {self.spec.bench!r} does not provide (no gt_correspondences())")
-        self.adapter_root = adapter.root if isinstance(adapter, HasRoot) else self.data_root
         self.cache = None
         if is_cacheable(matcher):
             self.cache = CorrespondenceCache(
                 self.results_root / "cache" / "correspondences" / self.spec.matcher_key[:16])
         self.scorer = SampleScorer(adapter, matcher, self.cache, self.data_root, self.needs_gt, seed,
                                    self.max_pixels)
+
+    @property
+    def adapter_root(self) -> Path:
+        """The dataset folder: the adapter's ``root``, else the data root."""
+        return Path(self.adapter.root) if isinstance(self.adapter, HasRoot) else self.data_root
 
     # -- one sample ---------------------------------------------------------------------------------
     def process(self, sample: Sample, matched: SampleMatches | None = None) -> Record:
@@ -253,7 +257,7 @@ class Runner:
         by_key = {s.key: s for s in every}
         fingerprints = {k: self._fingerprint(by_key[k]) for k in keep if k in by_key}
         verify_records(keep, fingerprints, set(by_key), [run_dir.records_path], bench=self.spec.bench,
-                       data_root=Path(self.adapter_root))
+                       data_root=self.adapter_root)
         if retry:
             log.info("%s: retrying %d samples (data errors%s)", run_dir.path, len(retry),
                      ", failures" if self.retry_failed else "")
@@ -286,7 +290,7 @@ class Runner:
             return RunPlan.of(run_dir.path, keys, outcome=RunOutcome.of(summary, len(samples), records, 0))
         if todo:
             self.setup()
-        adapter_root = Path(self.adapter_root)
+        adapter_root = self.adapter_root
         checksum = (self.adapter.dataset_checksum() if isinstance(self.adapter, HasDatasetChecksum)
                     else dataset_checksum(adapter_root))
         manifest = {
