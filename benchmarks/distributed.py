@@ -8,7 +8,7 @@ One distributed run, in order:
 2. Rank 0 takes the run's lock (held to the end), writes ``config.json``, lists the samples, folds the
    record shards an earlier job left (any world size) into ``records.jsonl`` (:func:`merge_shards`)
    and partitions the samples without a record (:func:`partition`: greedy LPT on pair counts). It
-   broadcasts the plan, or its error (:func:`on_rank0`).
+   broadcasts the plan (:class:`RunPlan`), or its error (:func:`on_rank0`).
 3. Each rank lists the samples itself (and checks it sees the same keys and the same run directory:
    ``--results`` must be on a filesystem all nodes share), processes its share in sample order and
    appends every record durably to its own shard ``records.rank<k>.jsonl``
@@ -29,23 +29,24 @@ from __future__ import annotations
 import contextlib
 import datetime
 import heapq
-import json
 import logging
 import os
 import re
 import socket
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmarks.store import RecordStore, RunDir, to_jsonable
+from benchmarks.hashing import sha256_json
+from benchmarks.run_results import RunOutcome
+from benchmarks.store import RecordStore, RunDir, records_text
 from benchmarks.types import Record
+from mast3r.fileio import atomic_write_text, fsync_dir
 
 __all__ = [
-    "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm", "process_group",
-    "choose_backend", "rank_device", "on_rank0", "partition", "shard_path", "shard_paths",
+    "RunPlan", "AnyComm", "DistEnv", "DistributedError", "PeerFailedError", "Comm", "SoloComm",
+    "process_group", "choose_backend", "rank_device", "on_rank0", "partition", "shard_path", "shard_paths",
     "collect_records", "ordered_records", "merge_shards", "remove_shards", "rates", "DEFAULT_TIMEOUT_S",
     "ENV_VARS",
 ]
@@ -106,6 +107,40 @@ class DistEnv:
             raise DistributedError(f"inconsistent torchrun environment: RANK={rank}, WORLD_SIZE={world}, "
                                    f"LOCAL_RANK={local}")
         return cls(rank, world, local)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What rank 0 decided for one run, broadcast to every rank (step 2 of the module docstring).
+
+    Attributes:
+        run_dir: the run directory (on the filesystem all ranks share).
+        expected: samples in the requested prefix.
+        keys: ``sha256_json`` of their keys in order (each rank checks it lists the same samples).
+        parts: per rank, the indices (into the prefix) of the samples it computes, ascending.
+        outcome: set when the run was already finished: nothing to compute, this is its result.
+    """
+
+    run_dir: Path
+    expected: int
+    keys: str
+    parts: tuple[tuple[int, ...], ...] = ()
+    outcome: RunOutcome | None = None
+
+    @classmethod
+    def of(cls, run_dir: Path, keys: Sequence[str], parts: Sequence[Sequence[int]] = (),
+           outcome: RunOutcome | None = None) -> RunPlan:
+        return cls(Path(run_dir), len(keys), sha256_json(list(keys)), tuple(tuple(p) for p in parts), outcome)
+
+    def share(self, rank: int) -> tuple[int, ...]:
+        """The indices rank ``rank`` computes."""
+        return self.parts[rank]
+
+    def check_keys(self, keys: Sequence[str], where: str) -> None:
+        """Raise :class:`DistributedError` unless ``keys`` are rank 0's."""
+        if len(keys) != self.expected or sha256_json(list(keys)) != self.keys:
+            raise DistributedError(f"{where}: the adapter lists other samples than on rank 0 "
+                                   "(is the data root the same on every node?)")
 
 
 def choose_backend(device: str, cuda_available: bool) -> str:
@@ -212,7 +247,11 @@ def process_group(env: DistEnv, device: str = "auto", timeout_s: float = DEFAULT
         dist.destroy_process_group()
 
 
-def on_rank0(comm: Comm | SoloComm, fn: Callable[[], T]) -> T:
+AnyComm = Comm | SoloComm
+"""A rank's collectives: :class:`Comm` under torchrun, :class:`SoloComm` in a single process."""
+
+
+def on_rank0(comm: AnyComm, fn: Callable[[], T]) -> T:
     """``fn()`` run on rank 0 only, its value broadcast to every rank. If it raises, rank 0 re-raises
     and the others raise :class:`PeerFailedError` (no rank is left waiting)."""
     if comm.world_size == 1:
@@ -291,30 +330,6 @@ def ordered_records(records: Mapping[str, Record], keys: Iterable[str]) -> dict[
     return out
 
 
-def _write_records_atomic(path: Path, records: Iterable[Record]) -> None:
-    lines = [json.dumps(to_jsonable(r), allow_nan=False, separators=(",", ":")) + "\n" for r in records]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write("".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def merge_shards(run_dir: RunDir, keys: Iterable[str]) -> dict[str, Record]:
     """Fold the shards into ``records.jsonl``, ordered by ``keys`` (:func:`ordered_records`), and
     delete them; returns the run's records in that order. ``records.jsonl`` is rewritten (atomically)
@@ -324,8 +339,7 @@ def merge_shards(run_dir: RunDir, keys: Iterable[str]) -> dict[str, Record]:
     collected = collect_records(run_dir)
     records = ordered_records(collected, keys)
     if shards or list(records) != list(collected):
-        _write_records_atomic(run_dir.records_path, records.values())
-        _fsync_dir(run_dir.path)
+        atomic_write_text(run_dir.records_path, records_text(records.values()), mkdir=False)
         remove_shards(run_dir)
         log.info("%s: merged %d shard(s); %d records", run_dir.path, len(shards), len(records))
     return records
@@ -335,4 +349,4 @@ def remove_shards(run_dir: RunDir) -> None:
     """Delete every record shard of ``run_dir`` (after a merge, or ``--force``)."""
     for path in shard_paths(run_dir):
         path.unlink(missing_ok=True)
-    _fsync_dir(run_dir.path)
+    fsync_dir(run_dir.path)

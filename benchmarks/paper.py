@@ -276,6 +276,7 @@ def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list
     bucket), ``<bench>: <run label>, <bucket>``."""
     from benchmarks.config import from_dict
     from benchmarks.registry import ADAPTERS
+    from benchmarks.run_build import build_adapter
     from benchmarks.run_setup import resolve_data_root
 
     cells = []
@@ -288,9 +289,9 @@ def bucket_cells(runs: Sequence[RunInfo], data_root: Path | None = None) -> list
             continue
         try:
             cls = ADAPTERS.get(run.bench)
-            root = resolve_data_root(data_root) / getattr(cls, "data_dir", run.bench)
-            adapter = cls(root, from_dict(cls.Config, run.config.get("adapter_config", {})),
-                          from_dict(cls.EstimatorConfig, run.config.get("estimator_config", {})))
+            adapter = build_adapter(cls, resolve_data_root(data_root), run.bench,
+                                    from_dict(cls.Config, run.config.get("adapter_config", {})),
+                                    from_dict(cls.EstimatorConfig, run.config.get("estimator_config", {})))
             groups = {b: flatten(adapter.summarize(rs)) for b, rs in bucket_records(records, key).items()}
         except Exception as e:  # noqa: BLE001 - one unreadable run must not hide the others
             log.warning("%s: no bucket split (%s: %s)", run.path, type(e).__name__, e)

@@ -1,8 +1,12 @@
 """Typed, lazy registries of adapters and matchers.
 
 Entries are ``"module:Class"`` strings imported on first use, so listing names never imports torch
-models or heavy dependencies. ``ADAPTERS`` and ``MATCHERS`` are the two project registries; test
-doubles (``oracle``, ``random``) are registered exactly like real entries.
+models or heavy dependencies. ``ADAPTERS`` (a ``Registry[BenchmarkAdapter]``) and ``MATCHERS`` (a
+``Registry[Matcher]``) are the two project registries; test doubles (``oracle``, ``random``) are
+registered exactly like real entries. A registry made with ``required`` names checks, on import, that
+the class has them (the class-level members of its protocol): a class that does not fit is an
+``ImportError`` naming the target, not a late ``AttributeError`` in the middle of a run.
+Optional capabilities are protocols of :mod:`benchmarks.capabilities`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import difflib
 import importlib
 from collections.abc import Iterator
 from typing import Generic, TypeVar
+
+from benchmarks.types import BenchmarkAdapter, Matcher
 
 T = TypeVar("T")
 
@@ -25,14 +31,15 @@ class UnknownNameError(KeyError):
 
 
 class Registry(Generic[T]):
-    """Maps names to lazily imported classes.
+    """Maps names to lazily imported classes of protocol ``T``.
 
     Args:
         kind: what the registry holds ("adapter", "matcher"), used in messages.
+        required: class attributes every entry must have (checked when it is imported).
     """
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, required: tuple[str, ...] = ()) -> None:
+        self.kind, self.required = kind, required
         self._targets: dict[str, str] = {}
         self._loaded: dict[str, type[T]] = {}
 
@@ -57,10 +64,14 @@ class Registry(Generic[T]):
         if name not in self._loaded:
             module_name, _, attr = self._targets[name].partition(":")
             module = importlib.import_module(module_name)
-            try:
-                self._loaded[name] = getattr(module, attr)
-            except AttributeError as e:
-                raise ImportError(f"{self.kind} {name!r}: {module_name} has no attribute {attr!r}") from e
+            cls = getattr(module, attr, None)
+            if cls is None:
+                raise ImportError(f"{self.kind} {name!r}: {module_name} has no attribute {attr!r}")
+            missing = [a for a in self.required if not hasattr(cls, a)]
+            if missing:
+                raise ImportError(f"{self.kind} {name!r}: {self._targets[name]} is not a {self.kind} "
+                                  f"(no {', '.join(missing)})")
+            self._loaded[name] = cls
         return self._loaded[name]
 
     def __contains__(self, name: object) -> bool:
@@ -78,8 +89,10 @@ class Registry(Generic[T]):
             )
 
 
-ADAPTERS: Registry = Registry("adapter")
-MATCHERS: Registry = Registry("matcher")
+ADAPTERS: Registry[BenchmarkAdapter] = Registry(
+    "adapter", ("name", "version", "Config", "EstimatorConfig", "samples", "pairs", "solve", "evaluate",
+                "summarize"))
+MATCHERS: Registry[Matcher] = Registry("matcher", ("name", "Config", "match", "weights_checksum"))
 
 # Adapters (benchmarks/adapters/<name>.py). The name is the benchmark id used on the command line and
 # as the synthetic suite's folder name.

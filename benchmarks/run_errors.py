@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks.capabilities import SetupCapable
 from datasets.records import DatasetFormatError
 
 __all__ = ["SetupError", "DataChangedError", "EmptyBenchmarkError", "RunInterrupted", "ResourceError",
@@ -86,11 +87,10 @@ def describe_os_error(exc: OSError) -> str:
 def setup_matcher(matcher: Any, name: str) -> None:
     """Call the matcher's optional ``setup()`` (checkpoint load, model checks); any failure is a
     :class:`SetupError` ``matcher 'NAME' cannot be set up: <Type>: <first line of the message>``."""
-    setup = getattr(matcher, "setup", None)
-    if not callable(setup):
+    if not isinstance(matcher, SetupCapable):
         return
     try:
-        setup()
+        matcher.setup()
     except Exception as e:  # noqa: BLE001 - any failure of the setup stops the run
         msg = str(e).splitlines()[0] if str(e) else ""
         raise SetupError(f"matcher {name!r} cannot be set up: {type(e).__name__}: {msg}") from e
@@ -184,6 +184,6 @@ def check_sample_files(sample: Any, budget: int) -> None:
     for view in sample.views:
         _check_image(Path(view.image_path), int(view.width), int(view.height), budget,
                      f"image of view {view.name!r}")
-        depth = getattr(view, "depth_path", None)
+        depth = view.depth_path
         if depth is not None and Path(depth).suffix.lower() in (".png", ".jpg", ".jpeg", ".tif", ".tiff"):
             _check_image(Path(depth), None, None, budget, f"depth map of view {view.name!r}")

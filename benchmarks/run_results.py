@@ -1,4 +1,5 @@
-"""What a run returns and records: :class:`RunResult`, the variant label of a run directory, the
+"""What a run returns and records: :class:`RunResult` (and :class:`RunOutcome`, the part rank 0
+broadcasts), the summary of its records, the variant label of a run directory, the
 failure record of a sample, and the counts of a run's records by status (ok, method failure,
 ``data_error``: see :mod:`benchmarks.run_errors`)."""
 
@@ -21,7 +22,8 @@ from benchmarks.run_errors import (
 from benchmarks.store import RunDir
 from benchmarks.types import Prediction, Record
 
-__all__ = ["RunResult", "variant_slug", "failure_prediction", "status_counts", "retry_keys"]
+__all__ = ["RunResult", "RunOutcome", "run_summary", "variant_slug", "failure_prediction", "status_counts",
+           "retry_keys"]
 
 
 @dataclass
@@ -48,6 +50,43 @@ class RunResult:
     failures: int = 0
     data_errors: list[tuple[str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a finished (or already finished) run reports: rank 0 computes it and broadcasts it, every
+    rank turns it into its :class:`RunResult` (fields as there)."""
+
+    summary: dict[str, Any]
+    expected: int
+    done: int
+    computed: int
+    failures: int = 0
+    data_errors: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, summary: dict[str, Any], expected: int, records: Mapping[str, Record], computed: int
+           ) -> RunOutcome:
+        """The outcome of a run whose records are ``records`` (``computed`` of them written now)."""
+        failures, bad = status_counts(records)
+        return cls(summary, expected, len(records), computed, failures, tuple(bad))
+
+    def result(self, run_dir: RunDir, spec: RunSpec, extra: dict[str, Any]) -> RunResult:
+        return RunResult(run_dir, spec, self.summary, self.expected, self.done, self.computed,
+                         self.failures, list(self.data_errors), extra)
+
+
+def run_summary(spec: RunSpec, slug: str, records: Mapping[str, Record], adapter: Any) -> dict[str, Any]:
+    """The content of ``summary.json`` (``exports`` aside): counts, the data errors, and
+    ``adapter.summarize`` of the records that are no data error (they say nothing of the method)."""
+    failures, bad = status_counts(records)
+    errors = {k for k, _ in bad}
+    return {
+        "bench": spec.bench, "matcher": spec.matcher, "slug": slug, "key": spec.key,
+        "num_records": len(records), "num_failures": failures,
+        "num_data_errors": len(bad), "data_errors": [{"key": k, "error": e} for k, e in bad],
+        "metrics": adapter.summarize([r for k, r in records.items() if k not in errors]),
+    }
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

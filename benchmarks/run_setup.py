@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks.capabilities import uses_torch
 from benchmarks.config import apply_overrides, route_overrides
 
 __all__ = ["resolve_data_root", "default_device", "resolve_configs", "check_device"]
@@ -38,7 +39,7 @@ def resolve_data_root(cli_value: str | os.PathLike | None = None, bench: str | N
 def default_device(matcher_cls: type) -> str:
     """``"cuda"`` when torch sees a GPU, else ``"cpu"``; matchers with ``uses_torch = False`` get
     ``"cpu"`` without importing torch."""
-    if not getattr(matcher_cls, "uses_torch", True):
+    if not uses_torch(matcher_cls):
         return "cpu"
     try:
         import torch

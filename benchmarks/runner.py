@@ -37,13 +37,11 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
 * **Ground truth.** Matchers with ``needs_ground_truth = True`` get
   ``match(view0, view1, gt=adapter.gt_correspondences(sample, i, j))`` (see
   :mod:`benchmarks.matchers.doubles`).
-
-Optional adapter attributes the runner uses when present: ``root`` (the dataset folder, recorded in
-the manifest), ``data_files(sample) -> list[Path]`` (files its solver reads besides the images: part
-of the data fingerprint), ``dataset_checksum() -> str`` (instead of hashing the listing of ``root``: worth it
-for benchmarks with millions of files), ``gt_correspondences(sample, i, j)`` (for ground-truth
-matchers), ``title`` (table caption) and the class attribute ``data_dir`` (folder name under the
-data root; default: the benchmark name).
+* **Capabilities.** Optional adapter and matcher extras (``root``, ``data_files``,
+  ``dataset_checksum``, ``artifacts_dir``, ``export``, ``setup``, ``match_many``, ...) are the typed
+  protocols of :mod:`benchmarks.capabilities`, checked with ``isinstance``.
+* **Assembly.** :func:`build_run` (registries, configs, data root, device: :mod:`benchmarks.run_build`)
+  is the one way ``run``, ``sweep`` and the tests' :func:`run_benchmark` build a runner.
 
 Testing hook: ``MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE=<seconds>`` sleeps before each sample (used by the
 SIGKILL test to land the kill mid-run).
@@ -56,21 +54,29 @@ import logging
 import os
 import socket
 import time
-import traceback
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from benchmarks import distributed as dist
-from benchmarks.fingerprint import META_KEY, FileHashCache, sample_fingerprint, verify_records
-from benchmarks.hashing import RunSpec, dataset_checksum, derive_seed, sha256_json
+from benchmarks.capabilities import (
+    HasArtifactsDir,
+    HasDataFiles,
+    HasDatasetChecksum,
+    HasGTCorrespondences,
+    HasRoot,
+    is_cacheable,
+    needs_ground_truth,
+)
+from benchmarks.distributed import RunPlan
+from benchmarks.fingerprint import FileHashCache, sample_fingerprint, verify_records
+from benchmarks.hashing import RunSpec, dataset_checksum
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
 from benchmarks.progress import ProgressLines
-from benchmarks.registry import ADAPTERS, MATCHERS
+from benchmarks.run_build import assemble
 from benchmarks.run_errors import (
     EmptyBenchmarkError,
     ResourceError,
@@ -81,9 +87,10 @@ from benchmarks.run_errors import (
     max_image_pixels,
     setup_matcher,
 )
-from benchmarks.run_results import RunResult, failure_prediction, retry_keys, status_counts, variant_slug
+from benchmarks.run_results import RunOutcome, RunResult, retry_keys, run_summary, variant_slug
 from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root  # noqa: F401 - re-exported
-from benchmarks.sample_matching import SampleMatches, match_sample, matched_groups
+from benchmarks.sample_eval import SampleScorer
+from benchmarks.sample_matching import SampleMatches, matched_groups
 from benchmarks.store import (
     CorrespondenceCache,
     RecordStore,
@@ -93,14 +100,24 @@ from benchmarks.store import (
     write_json_atomic,
 )
 from benchmarks.store import results_root as results_root_of
-from benchmarks.types import Correspondences, Record, Sample
+from benchmarks.types import BenchmarkAdapter, Matcher, Record, Sample
 from datasets.records import DatasetFormatError
 
-__all__ = ["Runner", "RunResult", "run_benchmark", "resolve_configs", "resolve_data_root", "default_device",
-           "variant_slug", "SLEEP_ENV"]
+__all__ = ["Runner", "RunResult", "build_run", "run_benchmark", "resolve_configs", "resolve_data_root",
+           "default_device", "variant_slug", "SLEEP_ENV"]
 log = logging.getLogger(__name__)
 
 SLEEP_ENV = "MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE"
+
+
+@dataclass
+class _Rank0:
+    """What rank 0 keeps from preparing the run to finishing it."""
+
+    run_dir: RunDir
+    samples: list[Sample]
+    manifest: dict[str, Any]
+    computed: int
 
 
 class Runner:
@@ -121,11 +138,11 @@ class Runner:
         comm: this rank's :class:`benchmarks.distributed.Comm` under torchrun (None: one process).
     """
 
-    def __init__(self, adapter: Any, matcher: Any, adapter_config: Any, estimator_config: Any, *,
-                 results_root: Path, data_root: Path, bench: str | None = None,
+    def __init__(self, adapter: BenchmarkAdapter, matcher: Matcher, adapter_config: Any,
+                 estimator_config: Any, *, results_root: Path, data_root: Path, bench: str | None = None,
                  matcher_name: str | None = None, seed: int = 0, limit: int | None = None,
                  device: str = "cpu", force: bool = False, progress: bool | None = None,
-                 comm: Any = None, retry_failed: bool = False) -> None:
+                 comm: dist.AnyComm | None = None, retry_failed: bool = False) -> None:
         self.adapter, self.matcher, self.comm = adapter, matcher, comm
         self.results_root, self.data_root = Path(results_root), Path(data_root)
         self.seed, self.limit, self.device = seed, limit, device
@@ -141,54 +158,31 @@ class Runner:
             matcher=matcher_name or matcher.name, matcher_config=matcher.config,
             weights=matcher.weights_checksum(), seed=seed,
         )
-        if hasattr(adapter, "artifacts_dir") and adapter.artifacts_dir is None:
+        if isinstance(adapter, HasArtifactsDir) and adapter.artifacts_dir is None:
             # files a solver writes (DTU clouds), content-addressed under this results root
             adapter.artifacts_dir = self.results_root / "cache" / "artifacts" / self.spec.bench
-        self.needs_gt = bool(getattr(matcher, "needs_ground_truth", False))
-        if self.needs_gt and not hasattr(adapter, "gt_correspondences"):
+        self.needs_gt = needs_ground_truth(matcher)
+        if self.needs_gt and not isinstance(adapter, HasGTCorrespondences):
             raise ValueError(f"matcher {self.spec.matcher!r} needs ground-truth correspondences, which "
                              f"adapter {self.spec.bench!r} does not provide (no gt_correspondences())")
         self.cache = None
-        if getattr(matcher, "cacheable", True):
+        if is_cacheable(matcher):
             self.cache = CorrespondenceCache(
                 self.results_root / "cache" / "correspondences" / self.spec.matcher_key[:16])
+        self.scorer = SampleScorer(adapter, matcher, self.cache, self.data_root, self.needs_gt, seed,
+                                   self.max_pixels)
+
+    @property
+    def adapter_root(self) -> Path:
+        """The dataset folder: the adapter's ``root``, else the data root."""
+        return Path(self.adapter.root) if isinstance(self.adapter, HasRoot) else self.data_root
 
     # -- one sample ---------------------------------------------------------------------------------
     def process(self, sample: Sample, matched: SampleMatches | None = None) -> Record:
         """Match (unless ``matched`` is given), solve and evaluate one sample into a :class:`Record`
         (never raises for matcher or solver errors; ``evaluate`` errors are adapter bugs and
         propagate)."""
-        timings: dict[str, float] = defaultdict(float)
-        corrs: list[Correspondences] = []
-        hits = 0
-        fingerprint = self._fingerprint(sample)
-        try:
-            check_sample_files(sample, self.max_pixels)
-            if matched is None:
-                matched = match_sample(self.matcher, self.adapter, sample, cache=self.cache,
-                                       data_root=self.data_root, needs_gt=self.needs_gt)
-            corrs, hits = matched.corrs, matched.cache_hits
-            timings.update(matched.timings)
-        except Exception as e:  # noqa: BLE001 - a failed match is a failure record
-            prediction = failure_prediction("matcher", e)
-            log.warning("%s: matcher failed: %s", sample.key, prediction.failure_reason)
-            log.debug("%s", traceback.format_exc())
-        else:
-            timings["match"] = matched.seconds
-            t0 = time.perf_counter()
-            try:
-                prediction = self.adapter.solve(sample, corrs, derive_seed(self.seed, sample.key))
-            except Exception as e:  # noqa: BLE001
-                prediction = failure_prediction("solver", e, sum(len(c) for c in corrs))
-                log.warning("%s: solver failed: %s", sample.key, prediction.failure_reason)
-                log.debug("%s", traceback.format_exc())
-            timings["solve"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        metrics = self.adapter.evaluate(sample, prediction)
-        timings["evaluate"] = time.perf_counter() - t0
-        meta = {**dict(sample.meta), "num_matches": [len(c) for c in corrs], "cache_hits": hits,
-                "seed": derive_seed(self.seed, sample.key), META_KEY: fingerprint}
-        return Record(sample.key, dict(metrics), asdict(prediction), meta, dict(timings))
+        return self.scorer(sample, self._fingerprint(sample), matched)
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -199,7 +193,7 @@ class Runner:
         try:
             return self._run()
         except KeyboardInterrupt:
-            raise RunInterrupted(self._run_dir, self._kept()) from None
+            raise RunInterrupted(self._run_dir.path if self._run_dir else None, self._kept()) from None
         except OSError as e:
             if not is_resource_error(e):
                 raise
@@ -217,19 +211,19 @@ class Runner:
         comm = self.comm or dist.SoloComm()
         infos = comm.all_gather({"rank": comm.rank, "local_rank": comm.local_rank,
                                  "hostname": socket.gethostname(), **device_info(self.device)})
-        state: dict[str, Any] = {}
+        state: list[_Rank0] = []  # rank 0's, once prepared
         with contextlib.ExitStack() as stack:
-            plan = dist.on_rank0(comm, lambda: self._prepare(stack, comm, infos, state))
-            run_dir = self._run_dir = RunDir(Path(plan["run_dir"]))
-            if "outcome" in plan:
-                return self._result(run_dir, plan["outcome"], comm)
-            samples = state["samples"] if comm.rank == 0 else self._check_plan(plan, run_dir, comm)
+            plan: RunPlan = dist.on_rank0(comm, lambda: self._prepare(stack, comm, infos, state))
+            run_dir = self._run_dir = RunDir(plan.run_dir)
+            if plan.outcome is not None:
+                return self._result(run_dir, plan.outcome, comm)
+            samples = state[0].samples if comm.rank == 0 else self._check_plan(plan, run_dir, comm)
             self.setup()  # rank 0 did it before writing the manifest: a no-op there
-            mine = [samples[i] for i in plan["parts"][comm.rank]]
+            mine = [samples[i] for i in plan.share(comm.rank)]
             path = dist.shard_path(run_dir, comm.rank) if comm.distributed else run_dir.records_path
             stats = {**infos[comm.rank], **self._process_all(mine, RecordStore(path), comm, len(samples))}
             all_stats = comm.all_gather(stats)  # also the barrier: every shard is complete
-            outcome = dist.on_rank0(comm, lambda: self._finish(state, all_stats))
+            outcome: RunOutcome = dist.on_rank0(comm, lambda: self._finish(state[0], all_stats))
         return self._result(run_dir, outcome, comm)
 
     def setup(self) -> None:
@@ -239,8 +233,8 @@ class Runner:
             self._set_up = True
 
     def _fingerprint(self, sample: Sample) -> dict[str, str]:
-        files_fn = getattr(self.adapter, "data_files", None)
-        return sample_fingerprint(sample, self.hashes, files_fn(sample) if callable(files_fn) else ())
+        files = self.adapter.data_files(sample) if isinstance(self.adapter, HasDataFiles) else ()
+        return sample_fingerprint(sample, self.hashes, files)
 
     def _samples(self) -> tuple[list[Sample], list[Sample]]:
         """Every sample of the adapter and the requested prefix of them."""
@@ -249,9 +243,8 @@ class Runner:
         if dupes:
             raise ValueError(f"adapter {self.spec.bench!r} yields {dupes} duplicate sample keys")
         if not every:
-            root = getattr(self.adapter, "root", self.data_root)
-            raise EmptyBenchmarkError(f"{self.spec.bench}: no samples in {root} (empty split or pair "
-                                      "lists?): nothing to run")
+            raise EmptyBenchmarkError(f"{self.spec.bench}: no samples in {self.adapter_root} (empty split or "
+                                      "pair lists?): nothing to run")
         return every, every[:self.limit] if self.limit is not None else every
 
     def _resumable(self, run_dir: RunDir, records: dict[str, Record], every: list[Sample],
@@ -263,15 +256,15 @@ class Runner:
         by_key = {s.key: s for s in every}
         fingerprints = {k: self._fingerprint(by_key[k]) for k in keep if k in by_key}
         verify_records(keep, fingerprints, set(by_key), [run_dir.records_path], bench=self.spec.bench,
-                       data_root=Path(getattr(self.adapter, "root", self.data_root)))
+                       data_root=self.adapter_root)
         if retry:
             log.info("%s: retrying %d samples (data errors%s)", run_dir.path, len(retry),
                      ", failures" if self.retry_failed else "")
             RecordStore(run_dir.records_path).rewrite(keep.values())
         return keep
 
-    def _prepare(self, stack: contextlib.ExitStack, comm: Any, infos: list[dict[str, Any]],
-                 state: dict[str, Any]) -> dict[str, Any]:
+    def _prepare(self, stack: contextlib.ExitStack, comm: dist.AnyComm, infos: list[dict[str, Any]],
+                 state: list[_Rank0]) -> RunPlan:
         """Rank 0: list and check the samples, take the lock, write the config, fold in any record
         shards, drop the records to retry, set the matcher up; the plan (samples to compute per rank)
         or, for a finished run, its outcome."""
@@ -291,16 +284,14 @@ class Runner:
             write_json_atomic(run_dir.config_path, {"key": spec.key, "slug": run_dir.slug, **spec.as_dict()})
         todo = [i for i, key in enumerate(keys) if key not in records]
         manifest, summary = run_dir.read_manifest(), run_dir.read_summary()
-        plan: dict[str, Any] = {"run_dir": str(run_dir.path), "expected": len(samples),
-                                "keys": sha256_json(keys)}
         if not todo and manifest.get("status") == "finished" and summary is not None:
             log.info("%s: finished (%d records); nothing to do", run_dir.path, len(records))
-            return {**plan, "outcome": self._outcome(summary, len(samples), records, 0)}
+            return RunPlan.of(run_dir.path, keys, outcome=RunOutcome.of(summary, len(samples), records, 0))
         if todo:
             self.setup()
-        adapter_root = Path(getattr(self.adapter, "root", self.data_root))
-        checksum_fn = getattr(self.adapter, "dataset_checksum", None)
-        checksum = checksum_fn() if callable(checksum_fn) else dataset_checksum(adapter_root)
+        adapter_root = self.adapter_root
+        checksum = (self.adapter.dataset_checksum() if isinstance(self.adapter, HasDatasetChecksum)
+                    else dataset_checksum(adapter_root))
         manifest = {
             **base_manifest(device=self.device, data_root=self.data_root, dataset_root=adapter_root,
                             dataset_checksum=checksum, seed=self.seed, configs=self.configs),
@@ -313,23 +304,21 @@ class Runner:
         if records and todo:
             log.info("%s: resuming: %d of %d samples done", run_dir.path, len(records), len(samples))
         weights = [len(self.adapter.pairs(samples[i])) if comm.world_size > 1 else 0 for i in todo]
-        state.update(run_dir=run_dir, samples=samples, manifest=manifest, computed=len(todo))
+        state.append(_Rank0(run_dir, samples, manifest, len(todo)))
         parts = dist.partition(weights, comm.world_size)
-        return {**plan, "parts": [[todo[j] for j in part] for part in parts]}
+        return RunPlan.of(run_dir.path, keys, [[todo[j] for j in part] for part in parts])
 
-    def _check_plan(self, plan: dict[str, Any], run_dir: RunDir, comm: Any) -> list[Sample]:
+    def _check_plan(self, plan: RunPlan, run_dir: RunDir, comm: dist.AnyComm) -> list[Sample]:
         """Ranks > 0: the samples, checked against rank 0's (same run directory, same keys)."""
         where = f"rank {comm.rank} on {socket.gethostname()}"
         if not run_dir.config_path.is_file() or read_json(run_dir.config_path).get("key") != self.spec.key:
             raise dist.DistributedError(f"{where}: run directory {run_dir.path} not found or of another "
                                         "run: --results must be a folder shared by all nodes, same settings")
         samples = self._samples()[1]
-        if len(samples) != plan["expected"] or sha256_json([s.key for s in samples]) != plan["keys"]:
-            raise dist.DistributedError(f"{where}: the adapter lists other samples than on rank 0 "
-                                        "(is the data root the same on every node?)")
+        plan.check_keys([s.key for s in samples], where)
         return samples
 
-    def _process_all(self, samples: list[Sample], store: RecordStore, comm: Any, expected: int
+    def _process_all(self, samples: list[Sample], store: RecordStore, comm: dist.AnyComm, expected: int
                      ) -> dict[str, Any]:
         """Process ``samples`` in order, appending each record to ``store``; this rank's throughput."""
         sleep = float(os.environ.get(SLEEP_ENV, 0) or 0)
@@ -363,60 +352,45 @@ class Runner:
                 self.hashes.save(every=1000)
         return dist.rates(len(samples), pairs, time.perf_counter() - t0)
 
-    def _finish(self, state: dict[str, Any], stats: list[dict[str, Any]]) -> dict[str, Any]:
+    def _finish(self, state: _Rank0, stats: list[dict[str, Any]]) -> RunOutcome:
         """Rank 0: merge the shards into ``records.jsonl``; write the summary and finished manifest."""
-        spec, run_dir, samples = self.spec, state["run_dir"], state["samples"]
+        run_dir, samples = state.run_dir, state.samples
         records = dist.merge_shards(run_dir, [s.key for s in samples])  # in sample order
-        failures, bad = status_counts(records)
-        errors = {k for k, _ in bad}
-        summary = {
-            "bench": spec.bench, "matcher": spec.matcher, "slug": run_dir.slug, "key": spec.key,
-            "num_records": len(records), "num_failures": failures,
-            "num_data_errors": len(bad), "data_errors": [{"key": k, "error": e} for k, e in bad],
-            # data errors say nothing of the method: the metrics leave them out (and count them above)
-            "metrics": self.adapter.summarize([r for k, r in records.items() if k not in errors]),
-        }
+        summary = run_summary(self.spec, run_dir.slug, records, self.adapter)
         summary["exports"] = export_run(self.adapter, records.values(), run_dir)
         write_json_atomic(run_dir.summary_path, summary)
         total = dist.rates(sum(s["samples"] for s in stats), sum(s["pairs"] for s in stats),
                            max(s["seconds"] for s in stats))
-        state["manifest"].update(status="finished", finished=now_iso(), precision=precision_flags(),
-                                 counts={"expected": len(samples), "done": len(records)}, ranks=stats,
-                                 throughput=total)
-        write_json_atomic(run_dir.manifest_path, state["manifest"])
-        return self._outcome(summary, len(samples), records, state["computed"])
+        state.manifest.update(status="finished", finished=now_iso(), precision=precision_flags(),
+                              counts={"expected": len(samples), "done": len(records)}, ranks=stats,
+                              throughput=total)
+        write_json_atomic(run_dir.manifest_path, state.manifest)
+        return RunOutcome.of(summary, len(samples), records, state.computed)
 
-    @staticmethod
-    def _outcome(summary: dict[str, Any], expected: int, records: dict[str, Record], computed: int
-                 ) -> dict[str, Any]:
-        failures, bad = status_counts(records)
-        return {"summary": summary, "expected": expected, "done": len(records), "computed": computed,
-                "failures": failures, "data_errors": bad}
-
-    def _result(self, run_dir: RunDir, outcome: dict[str, Any], comm: Any) -> RunResult:
-        extra = {"rank": comm.rank, "world_size": comm.world_size}
-        return RunResult(run_dir, self.spec, **outcome, extra=extra)
+    def _result(self, run_dir: RunDir, outcome: RunOutcome, comm: dist.AnyComm) -> RunResult:
+        return outcome.result(run_dir, self.spec, {"rank": comm.rank, "world_size": comm.world_size})
 
 
-def run_benchmark(bench: str, matcher: str, *, overrides: Mapping[str, str] | None = None,
-                  data_root: str | os.PathLike | None = None, results_root: str | os.PathLike | None = None,
-                  limit: int | None = None, device: str | None = None, seed: int = 0, force: bool = False,
-                  progress: bool | None = None, comm: Any = None, retry_failed: bool = False) -> RunResult:
-    """Build adapter ``bench`` and matcher ``matcher`` from the registries (configs = defaults +
-    ``overrides``) and run them. The adapter reads ``<data root>/<bench>`` (or the class's
-    ``data_dir`` attribute instead of ``bench``). Under torchrun, ``comm`` is this rank's
-    :class:`benchmarks.distributed.Comm` and a CUDA matcher gets ``cuda:<LOCAL_RANK>``."""
-    adapter_cls, matcher_cls = ADAPTERS.get(bench), MATCHERS.get(matcher)
-    configs = resolve_configs(adapter_cls, matcher_cls, overrides)
-    root = resolve_data_root(data_root, getattr(adapter_cls, "data_dir", bench))
-    device = device if device not in (None, "auto") else default_device(matcher_cls)
-    if comm is not None and comm.distributed:
-        device = dist.rank_device(device, comm.local_rank)
-    adapter = adapter_cls(root / getattr(adapter_cls, "data_dir", bench), configs["adapter"],
-                          configs["estimator"])
-    matcher_obj = matcher_cls(configs["matcher"], device=device)
-    runner = Runner(adapter, matcher_obj, configs["adapter"], configs["estimator"],
-                    results_root=results_root_of(results_root), data_root=root, bench=bench,
-                    matcher_name=matcher, seed=seed, limit=limit, device=device, force=force,
-                    progress=progress, comm=comm, retry_failed=retry_failed)
-    return runner.run()
+def build_run(bench: str, matcher: str, *, overrides: Mapping[str, str] | None = None,
+              configs: Mapping[str, Any] | None = None, data_root: str | os.PathLike | None = None,
+              results_root: str | os.PathLike | None = None, limit: int | None = None,
+              device: str | None = None, seed: int = 0, force: bool = False, progress: bool | None = None,
+              comm: dist.AnyComm | None = None, retry_failed: bool = False, previous: Matcher | None = None,
+              forward_cache: Any = None) -> Runner:
+    """The :class:`Runner` of adapter ``bench`` with matcher ``matcher``
+    (:func:`benchmarks.run_build.assemble`: configs = defaults + ``overrides``, or ``configs`` already
+    resolved; the adapter reads ``<data root>/<data_dir or bench>``; under torchrun, ``comm`` is this rank's
+    :class:`benchmarks.distributed.Comm` and a CUDA matcher gets ``cuda:<LOCAL_RANK>``). ``previous``
+    and ``forward_cache``: share a model between sweep variants
+    (:func:`benchmarks.run_build.build_matcher`)."""
+    parts = assemble(bench, matcher, overrides=overrides, configs=configs, data_root=data_root, device=device,
+                     comm=comm, previous=previous, forward_cache=forward_cache)
+    return Runner(parts.adapter, parts.matcher, parts.configs["adapter"], parts.configs["estimator"],
+                  results_root=results_root_of(results_root), data_root=parts.data_root, bench=bench,
+                  matcher_name=matcher, seed=seed, limit=limit, device=parts.device, force=force,
+                  progress=progress, comm=comm, retry_failed=retry_failed)
+
+
+def run_benchmark(bench: str, matcher: str, **options: Any) -> RunResult:
+    """``build_run(bench, matcher, **options).run()`` (options of :func:`build_run`)."""
+    return build_run(bench, matcher, **options).run()

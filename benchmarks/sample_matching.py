@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.capabilities import BatchMatcher, batch_size
 from benchmarks.hashing import pair_key
 from benchmarks.types import Correspondences, Sample
 
@@ -47,7 +48,7 @@ class SampleMatches:
 
 def chunk_size(matcher: Any) -> int:
     """Pairs per ``match_many`` call: the matcher config's ``batch_size`` (>= 1), else 1."""
-    return max(1, int(getattr(getattr(matcher, "config", None), "batch_size", 1) or 1))
+    return batch_size(matcher)
 
 
 def sample_groups(samples: Sequence[Sample], adapter: Any, pairs_per_group: int) -> Iterator[list[Sample]]:
@@ -98,15 +99,15 @@ def match_samples(matcher: Any, adapter: Any, samples: Sequence[Sample], *, cach
         for n in todo:
             s, i, j = items[n]
             done(n, matcher.match(*views(n), gt=adapter.gt_correspondences(s, i, j)))
-    elif hasattr(matcher, "match_many") and len(todo) > 1:
+    elif isinstance(matcher, BatchMatcher) and len(todo) > 1:
         step = chunk_size(matcher)
         for start in range(0, len(todo), step):
             chunk = todo[start:start + step]
             results = matcher.match_many([views(n) for n in chunk])
             if len(results) != len(chunk):
                 raise RuntimeError(f"match_many returned {len(results)} results for {len(chunk)} pairs")
-            for n, corrs in zip(chunk, results):
-                done(n, corrs)
+            for n, found in zip(chunk, results):
+                done(n, found)
     else:
         for n in todo:
             done(n, matcher.match(*views(n)))
@@ -132,7 +133,7 @@ def matched_groups(matcher: Any, adapter: Any, samples: Sequence[Sample], *, cac
     (:func:`sample_groups` of the matcher's chunk size); a lone sample, or every sample of a group
     whose matching raised, comes with None: the caller matches it alone (:func:`match_sample`),
     so a matcher failure stays the failure of one sample."""
-    size = chunk_size(matcher) if hasattr(matcher, "match_many") else 1
+    size = chunk_size(matcher) if isinstance(matcher, BatchMatcher) else 1
     for group in sample_groups(samples, adapter, size):
         matched: list[SampleMatches | None] = [None] * len(group)
         if len(group) > 1:

@@ -25,7 +25,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +32,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.capabilities import Exportable
 from benchmarks.hashing import RunSpec
 from benchmarks.types import Correspondences, Record
+from mast3r.fileio import atomic_write, atomic_write_json, atomic_write_text
 
 __all__ = [
     "results_root", "to_jsonable", "write_json_atomic", "read_json", "RecordStore", "RunDir",
@@ -70,44 +71,19 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON via a temp file + fsync + ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write_json(path, to_jsonable(obj))
 
 
 def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` as an uncompressed ``.npz`` via a temp file + ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))  # type: ignore[arg-type]
+
+
+def records_text(records: Iterable[Record]) -> str:
+    """``records`` as JSON lines (the ``records.jsonl`` format)."""
+    return "".join(json.dumps(to_jsonable(r), allow_nan=False, separators=(",", ":")) + "\n" for r in records)
 
 
 def read_json(path: Path) -> Any:
@@ -192,20 +168,7 @@ class RecordStore:
         """Replace the file by ``records`` atomically (temp file + fsync + ``os.replace``): a crash
         leaves the old file or the new one. Used to drop records that a run retries."""
         self.close()
-        lines = [json.dumps(to_jsonable(r), allow_nan=False, separators=(",", ":")) + "\n" for r in records]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write("".join(lines))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(self.path.parent)
+        atomic_write_text(self.path, records_text(records))
 
     def close(self) -> None:
         if self._file is not None:
@@ -348,17 +311,7 @@ class CorrespondenceCache:
             if getattr(corrs, name) is not None:
                 arrays[name] = getattr(corrs, name)
         extra = json.dumps(to_jsonable({"timings": corrs.timings, "meta": corrs.meta}))
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".npz.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, extra=np.array(extra), **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path(pair_key))
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(self.path(pair_key), lambda f: np.savez(f, extra=np.array(extra), **arrays), mkdir=False)
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -368,11 +321,10 @@ def export_run(adapter: Any, records: Iterable[Record], run_dir: RunDir) -> list
     """Write the adapter's official export files (submission zip, upload file, PLY) of a finished
     run into ``<run dir>/export/``; their paths relative to the run directory. Adapters without
     ``export`` write nothing."""
-    export = getattr(adapter, "export", None)
-    if not callable(export):
+    if not isinstance(adapter, Exportable):
         return []
     out = run_dir.path / "export"
     out.mkdir(parents=True, exist_ok=True)
     base = run_dir.path.resolve()
-    paths = [Path(p).resolve() for p in export(list(records), out)]
+    paths = [Path(p).resolve() for p in adapter.export(list(records), out)]
     return [p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p) for p in paths]

@@ -1,22 +1,22 @@
 """Variant sweeps: a cartesian grid of config overrides, one run per variant, one table.
 
 ``run_sweep("mapfree", "mast3r", [("frm.subsample", ["1", "2", "4", "8", "16"]), ("c2f", ["on",
-"off"])])`` runs every combination through :class:`benchmarks.runner.Runner` (same run directories,
-resume and correspondence cache as ``mast3r-bench run``) and :func:`sweep_table` makes one row per
-variant: the adapter's summary metrics, then ``matches/pair``, ``match s/pair`` (matching, plus the
-coarse-to-fine stage) and ``forward s/pair`` (network time of the forward, also when it was served
-from the forward cache) from the records. This regenerates the paper's FRM study (subsample vs
-accuracy vs speed).
+"off"])])`` runs every combination through :func:`benchmarks.runner.build_run` (same assembly, run
+directories, resume and correspondence cache as ``mast3r-bench run``) and :func:`sweep_table` makes
+one row per variant: the adapter's summary metrics, then ``matches/pair``, ``match s/pair``
+(matching, plus the coarse-to-fine stage) and ``forward s/pair`` (network time of the forward, also
+when it was served from the forward cache) from the records. This regenerates the paper's FRM study
+(subsample vs accuracy vs speed).
 
 Sharing: consecutive variants reuse one matcher object through the optional
-``matcher.with_config(config)`` hook (``mast3r``/``dust3r``: same model in memory, and the forward
-cache, so variants that differ only in matching run the network once per pair). A disk forward cache
-(``forward_cache``; :mod:`benchmarks.matchers._forward_cache`) also shares forwards with later sweeps.
+``matcher.with_config(config)`` hook (:class:`benchmarks.capabilities.Reconfigurable`;
+``mast3r``/``dust3r``: same model in memory, and the forward cache, so variants that differ only in
+matching run the network once per pair). A disk forward cache (``forward_cache``;
+:mod:`benchmarks.matchers._forward_cache`) also shares forwards with later sweeps.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import math
@@ -29,11 +29,12 @@ import pandas as pd
 
 from benchmarks.config import ConfigError
 from benchmarks.registry import ADAPTERS, MATCHERS
-from benchmarks.run_setup import default_device, resolve_configs, resolve_data_root
-from benchmarks.runner import Runner, RunResult
+from benchmarks.run_build import run_device
+from benchmarks.run_setup import resolve_configs
+from benchmarks.runner import RunResult, build_run
 from benchmarks.store import RecordStore
 from benchmarks.store import results_root as results_root_of
-from benchmarks.types import Record
+from benchmarks.types import Matcher, Record
 
 __all__ = ["GridAxis", "Variant", "parse_grid", "expand_grid", "run_sweep", "pair_stats", "sweep_table",
            "SPEED_COLUMNS"]
@@ -82,15 +83,6 @@ def _label(overrides: Mapping[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "default"
 
 
-def _build(matcher_cls: type, config: Any, device: str, previous: Any, forward_cache: Any) -> Any:
-    if previous is not None and hasattr(previous, "with_config"):
-        return previous.with_config(config)
-    kwargs: dict[str, Any] = {}
-    if forward_cache is not None and "forward_cache" in inspect.signature(matcher_cls).parameters:
-        kwargs["forward_cache"] = forward_cache
-    return matcher_cls(config, device=device, **kwargs)
-
-
 def run_sweep(bench: str, matcher: str, grid: Sequence[GridAxis], *,
               overrides: Mapping[str, str] | None = None, data_root: str | Path | None = None,
               results_root: str | Path | None = None,
@@ -107,19 +99,16 @@ def run_sweep(bench: str, matcher: str, grid: Sequence[GridAxis], *,
     adapter_cls, matcher_cls = ADAPTERS.get(bench), MATCHERS.get(matcher)
     points = expand_grid(grid)
     configs = [resolve_configs(adapter_cls, matcher_cls, {**(overrides or {}), **p}) for p in points]
-    root = resolve_data_root(data_root)
     results = results_root_of(results_root)
-    device = device if device not in (None, "auto") else default_device(matcher_cls)
+    device = run_device(device, matcher_cls)  # once: every variant's matcher on the same device
     cache = ForwardCache(Path(forward_cache)) if forward_cache is not None else None
     out: list[Variant] = []
-    previous = None
+    previous: Matcher | None = None
     for point, cfg in zip(points, configs):
-        data_dir = root / getattr(adapter_cls, "data_dir", bench)
-        adapter = adapter_cls(data_dir, cfg["adapter"], cfg["estimator"])
-        previous = _build(matcher_cls, cfg["matcher"], device, previous, cache)
-        runner = Runner(adapter, previous, cfg["adapter"], cfg["estimator"], results_root=results,
-                        data_root=root, bench=bench, matcher_name=matcher, seed=seed, limit=limit,
-                        device=device, force=force, progress=progress)
+        runner = build_run(bench, matcher, configs=cfg, data_root=data_root, results_root=results,
+                           limit=limit, device=device, seed=seed, force=force, progress=progress,
+                           previous=previous, forward_cache=cache)
+        previous = runner.matcher
         log.info("sweep %s/%s: %s", bench, matcher, _label(point))
         out.append(Variant(dict(point), _label(point), runner.run()))
     return out

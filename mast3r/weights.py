@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import pickle
 import re
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from mast3r.config import ConfigError, ModelConfig
+from mast3r.fileio import sha256_file  # public here too (old import path)
 from mast3r.model import Mast3r
 
 __all__ = [
@@ -50,15 +50,6 @@ _MAX_NAMES = 8
 
 class CheckpointError(ValueError):
     """A checkpoint that cannot be read or does not fit the model; the message names file and keys."""
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 24) -> str:
-    """SHA-256 hex digest of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _ZIP_MAGIC = b"PK\x03\x04"

@@ -84,6 +84,7 @@ def write_cloud(out_dir: Path, stem: str, points: np.ndarray) -> Path:
     """Write ``points`` (N, 3) as a binary float32 PLY named ``<stem>-<sha256[:16]>.ply`` (content
     addressed: the same cloud always lands in the same file, different clouds never collide; an
     existing file is not rewritten). Returns the absolute path."""
+    from mast3r.fileio import atomic_write_path
     from mast3r.ply import write_ply
 
     pts = np.ascontiguousarray(np.asarray(points, np.float64).reshape(-1, 3).astype(np.float32))
@@ -92,7 +93,6 @@ def write_cloud(out_dir: Path, stem: str, points: np.ndarray) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{stem}-{digest}.ply"
     if not path.is_file():
-        tmp = path.with_name(f".{path.name}.tmp")
-        write_ply(tmp, pts, comment=f"mast3r-bench {stem}: DTU world frame, mm")
-        tmp.replace(path)
+        comment = f"mast3r-bench {stem}: DTU world frame, mm"
+        atomic_write_path(path, lambda tmp: write_ply(tmp, pts, comment=comment))
     return path

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from benchmarks.config import to_dict
 from benchmarks.hashing import sha256_json
 from benchmarks.types import Correspondences, PairIndex, Prediction, Record, Sample, View
+from mast3r.fileio import atomic_write, atomic_write_json
 
 __all__ = ["SmokeAdapter", "SmokeConfig", "SmokeEstimatorConfig", "corner_error_px"]
 log = logging.getLogger(__name__)
@@ -116,9 +116,8 @@ def _texture_sampler(rng: np.random.Generator, width: int, height: int):
 def _write_png(path: Path, rgb: np.ndarray) -> None:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    image = Image.fromarray(np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8))
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
 
 
 def generate(root: Path, cfg: SmokeConfig) -> dict[str, Any]:
@@ -147,9 +146,7 @@ def generate(root: Path, cfg: SmokeConfig) -> dict[str, Any]:
         _write_png(root / "images" / f"{name}_1.png", texture(src[:, 0], src[:, 1]).reshape(h, w, 3))
         pairs.append({"name": name, "H_0to1": H_0to1.tolist()})
     manifest = {**wanted, "pairs": pairs}
-    tmp = manifest_path.with_name(f".MANIFEST.json.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, manifest_path)
+    atomic_write_json(manifest_path, manifest, indent=1, sort_keys=False, allow_nan=True)
     return manifest
 
 

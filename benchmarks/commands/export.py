@@ -13,6 +13,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from benchmarks.capabilities import Exportable
+
 log = logging.getLogger(__name__)
 
 
@@ -40,7 +42,7 @@ def handler(args: argparse.Namespace) -> int:
     config = read_json(run.config_path)
     manifest = run.read_manifest()
     cls = ADAPTERS.get(config["adapter"])
-    if not callable(getattr(cls, "export", None)):
+    if not isinstance(cls, Exportable):
         print(f"error: benchmark {config['adapter']!r} has no export")
         return 2
     root = args.data or manifest.get("dataset_root")

@@ -6,6 +6,7 @@ import argparse
 
 from tabulate import tabulate
 
+from benchmarks.capabilities import Available
 from benchmarks.registry import ADAPTERS, MATCHERS, Registry
 from benchmarks.store import list_runs, results_root
 
@@ -30,11 +31,10 @@ def availability(registry: Registry, name: str) -> tuple[bool, str]:
         return False, f"not importable: {e}"
     except Exception as e:  # noqa: BLE001 - a broken module must not break `ls`
         return False, f"import failed: {type(e).__name__}: {e}"
-    check = getattr(cls, "available", None)
-    if check is None:
+    if not isinstance(cls, Available):
         return True, ""
     try:
-        ok, reason = check()
+        ok, reason = cls.available()
     except Exception as e:  # noqa: BLE001
         return False, f"available() failed: {type(e).__name__}: {e}"
     return bool(ok), str(reason)

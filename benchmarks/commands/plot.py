@@ -79,13 +79,14 @@ def _select_runs(args: argparse.Namespace, matcher: str | None = None) -> list:
 
 def _matches(args: argparse.Namespace) -> Path:
     from benchmarks import plots
+    from benchmarks.capabilities import needs_ground_truth
     from benchmarks.config import apply_overrides, parse_assignments
     from benchmarks.matchers._images import view_from_path
     from benchmarks.registry import MATCHERS
     from benchmarks.run_setup import default_device
 
     cls = MATCHERS.get(args.matcher)
-    if getattr(cls, "needs_ground_truth", False):
+    if needs_ground_truth(cls):
         raise ValueError(f"matcher {args.matcher!r} needs ground-truth correspondences")
     config = apply_overrides(cls.Config(), parse_assignments(args.opt))
     device = default_device(cls) if args.device == "auto" else args.device

@@ -27,6 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from benchmarks import distributed
+from benchmarks.capabilities import Available, title
 from benchmarks.config import ConfigError, parse_assignments
 from benchmarks.distributed import DistEnv, DistributedError, PeerFailedError
 from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
@@ -163,7 +164,7 @@ def _print_table(args: argparse.Namespace, results: Sequence[RunResult], bench: 
     from benchmarks import tables
 
     frame = tables.collect(results_root(args.results), run_dirs=[r.run_dir for r in results])
-    caption = getattr(ADAPTERS.get(bench), "title", bench)
+    caption = title(ADAPTERS.get(bench), bench)
     print()
     print(tables.render(tables.bench_table(frame, bench), "md", caption=caption), end="")
 
@@ -171,8 +172,8 @@ def _print_table(args: argparse.Namespace, results: Sequence[RunResult], bench: 
 def _available(name: str) -> bool:
     """Whether matcher ``name`` can run here (weights present, checkpoint configured, ...)."""
     try:
-        check = getattr(MATCHERS.get(name), "available", None)
-        return bool(check()[0]) if callable(check) else True
+        cls = MATCHERS.get(name)
+        return bool(cls.available()[0]) if isinstance(cls, Available) else True
     except Exception:  # an unavailable optional dependency is not an error of the main job
         log.debug("matcher %s unavailable", name, exc_info=True)
         return False

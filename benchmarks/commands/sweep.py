@@ -21,6 +21,7 @@ import argparse
 import logging
 import sys
 
+from benchmarks.capabilities import title
 from benchmarks.config import ConfigError, parse_assignments
 from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
 from benchmarks.store import RunLockedError, results_root, slugify
@@ -102,7 +103,7 @@ def handler(args: argparse.Namespace) -> int:
         r = v.result
         print(f"{v.label}: {r.done}/{r.expected} samples ({r.computed} computed now, {r.failures} failures) "
               f"-> {r.run_dir.path}", file=sys.stderr)
-    caption = f"{getattr(ADAPTERS.get(bench), 'title', bench)}: {args.matcher} variants"
+    caption = f"{title(ADAPTERS.get(bench), bench)}: {args.matcher} variants"
     name = slugify(f"sweep-{bench}-{args.matcher}")
     paths = tables.write_tables(table, root / "tables", name, caption=caption)
     print(tables.render(table, args.format, caption=caption), end="")

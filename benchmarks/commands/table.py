@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from benchmarks.capabilities import title
 from benchmarks.registry import ADAPTERS
 from benchmarks.store import results_root
 
@@ -100,7 +101,7 @@ def handler(args: argparse.Namespace) -> int:
         if table.empty:
             print(f"{bench}: no finished runs under {root / 'runs' / bench}", file=sys.stderr)
             continue
-        caption = getattr(ADAPTERS.get(bench), "title", bench) if bench in ADAPTERS else bench
+        caption = title(ADAPTERS.get(bench), bench) if bench in ADAPTERS else bench
         try:
             paths = tables.write_tables(table, out, bench, caption=caption, wide=args.wide, columns=columns)
         except ValueError as e:

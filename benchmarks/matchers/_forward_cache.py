@@ -23,8 +23,6 @@ matches, hence on matching options, and are recomputed.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import logging
 import os
 import tempfile
@@ -34,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from mast3r.fileio import sha256_file as file_sha256  # re-exported: the old name
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -50,21 +50,6 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 (the heads always run in float32, as in the official code)."""
 
 _MAPS = ("pts3d", "conf", "desc", "desc_conf")
-
-
-@functools.lru_cache(maxsize=4096)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, memoised on (path, size, mtime) so checkpoints hash once per process."""
-    st = os.stat(path)
-    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def default_forward_cache() -> ForwardCache:

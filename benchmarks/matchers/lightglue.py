@@ -18,7 +18,8 @@ from benchmarks.matchers._kornia_common import (
     torch_device,
 )
 from benchmarks.types import Correspondences, View
-from benchmarks.weights import WeightsError, find_weight, sha256_file
+from benchmarks.weights import WeightsError, find_weight
+from mast3r.fileio import sha256_file
 
 __all__ = [
     "DiskLightGlueConfig",

@@ -21,7 +21,8 @@ from benchmarks.matchers._kornia_common import (
     torch_device,
 )
 from benchmarks.types import Correspondences, View
-from benchmarks.weights import LOFTR_FILES, WeightsNotFoundError, checkpoints_dir, loftr_hint, sha256_file
+from benchmarks.weights import LOFTR_FILES, WeightsNotFoundError, checkpoints_dir, loftr_hint
+from mast3r.fileio import sha256_file
 
 __all__ = ["LoftrConfig", "LoftrMatcher"]
 

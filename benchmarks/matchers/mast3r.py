@@ -28,7 +28,6 @@ own resolution for it and the official 512 for any other checkpoint.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ from benchmarks.matchers._forward_cache import (
 from benchmarks.matchers._network import PairNetwork
 from benchmarks.types import Correspondences, View
 from mast3r.coarse_to_fine import CoarseToFineConfig
+from mast3r.fileio import atomic_write
 from mast3r.matching.config import FRMConfig
 
 __all__ = ["CHECKPOINT_ENV", "Mast3rConfig", "Mast3rMatcher", "RANDOM_PRESETS", "make_random_checkpoint",
@@ -425,11 +425,5 @@ def make_random_checkpoint(path: str | os.PathLike, seed: int = 0, preset: str =
     obj = {"model": state, "args": argparse.Namespace(model=config.to_args_string()), "epoch": 0}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    atomic_write(path, lambda f: torch.save(obj, f))
     return path

@@ -33,6 +33,7 @@ import numpy as np
 
 from datasets.synthetic.io import write_json
 from datasets.synthetic.textures import make_texture_bank
+from mast3r.fileio import atomic_write_json, sha256_file  # leaf module: no other mast3r import
 
 __all__ = ["BENCHMARKS", "SIZES", "SUITE_VERSION", "GENERATOR", "write_suite", "ensure_suite",
            "write_benchmark", "read_manifest", "manifest_matches"]
@@ -150,12 +151,12 @@ def _index(out_dir: Path) -> dict[str, Any]:
         m = read_manifest(out_dir / bench)
         if m is None:
             continue
-        digest = hashlib.sha256((out_dir / bench / MANIFEST).read_bytes()).hexdigest()
+        digest = sha256_file(out_dir / bench / MANIFEST)
         entries[bench] = {"seed": m["seed"], "size": m["size"], "version": m["version"],
                           "files": len(m["files"]), "bytes": sum(f["bytes"] for f in m["files"].values()),
                           "manifest_sha256": digest}
     index = {"generator": GENERATOR, "version": SUITE_VERSION, "benchmarks": entries}
-    write_json(out_dir / MANIFEST, index)
+    atomic_write_json(out_dir / MANIFEST, index, indent=1, sort_keys=False, allow_nan=True)  # as write_json
     return index
 
 

@@ -11,31 +11,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from mast3r.fileio import atomic_write
 from mast3r.weights import ALLOWED_GLOBALS, CheckpointError, read_checkpoint
 
 __all__ = ["init_from", "load_training_checkpoint", "save_training_checkpoint"]
 
 log = logging.getLogger(__name__)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_training_checkpoint(path: str | Path, model: nn.Module, *, step: int, model_string: str,
@@ -51,16 +38,7 @@ def save_training_checkpoint(path: str | Path, model: nn.Module, *, step: int, m
     }
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
+    atomic_write(path, lambda fh: torch.save(payload, fh), mkdir=False)
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -316,3 +316,21 @@ def test_two_gloo_ranks_on_synthetic_mapfree(tmp_path):
     assert ref.summary["num_records"] == 2 and ref.summary["num_failures"] == 0
     assert_same_records(run / "records.jsonl", RecordStore(ref.run_dir.records_path).load())
     assert [r["samples"] for r in json.loads((run / "manifest.json").read_text())["ranks"]] == [1, 1]
+
+
+def test_run_plan_travels_pickled_and_checks_the_keys(tmp_path):
+    import pickle
+
+    from benchmarks.distributed import RunPlan
+    from benchmarks.run_results import RunOutcome
+
+    plan = RunPlan.of(tmp_path / "run", ["a", "b", "c"], [[0, 2], [1]])
+    back = pickle.loads(pickle.dumps(plan))
+    assert back == plan and back.run_dir == tmp_path / "run" and back.expected == 3
+    assert back.share(0) == (0, 2) and back.share(1) == (1,) and back.outcome is None
+    back.check_keys(["a", "b", "c"], "rank 1")
+    for other in (["a", "c", "b"], ["a", "b"]):
+        with pytest.raises(dist.DistributedError, match="rank 1: the adapter lists other samples"):
+            back.check_keys(other, "rank 1")
+    done = RunPlan.of(tmp_path, ["a"], outcome=RunOutcome({"metrics": {}}, 1, 1, 0))
+    assert pickle.loads(pickle.dumps(done)).outcome == RunOutcome({"metrics": {}}, 1, 1, 0)

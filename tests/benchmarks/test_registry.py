@@ -57,3 +57,11 @@ def test_project_registries_hold_the_smoke_adapter_and_doubles():
     assert ADAPTERS.get("smoke") is SmokeAdapter and SmokeAdapter.name == "smoke"
     assert MATCHERS.get("oracle") is OracleMatcher and OracleMatcher.name == "oracle"
     assert MATCHERS.get("random") is RandomMatcher and RandomMatcher.name == "random"
+
+
+def test_required_members_are_checked_on_import():
+    reg: Registry = Registry("matcher", ("match", "Config"))
+    reg.register("od", "collections:OrderedDict")
+    with pytest.raises(ImportError, match=r"collections:OrderedDict is not a matcher \(no match, Config\)"):
+        reg.get("od")
+    assert "od" in reg  # still listed: only using it fails
