@@ -15,6 +15,7 @@ from typing import Any
 
 from benchmarks.config import canonical_json, identity_dict, to_dict
 from datasets.records import View
+from mast3r.fileio import sha256_file as file_sha256  # noqa: F401 - the one SHA-256 helper, re-exported
 
 __all__ = ["sha256_json", "RunSpec", "pair_key", "derive_seed", "file_sha256", "dataset_checksum"]
 
@@ -115,15 +116,6 @@ def derive_seed(base_seed: int, key: str) -> int:
     machines and Python versions (no ``hash()``), independent of processing order."""
     digest = hashlib.sha256(f"{base_seed}\n{key}".encode()).digest()
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """SHA-256 hex digest of a file's bytes (read in 4 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def dataset_checksum(root: Path) -> str | None:
