@@ -317,7 +317,7 @@ def _frm_pool(device: str) -> Any:
     """Captured GPU FRM engines replayed across pairs (CUDA only; None elsewhere)."""
     if not str(device).startswith("cuda"):
         return None
-    from mast3r.matching.gpu_frm import DeviceFRMPool
+    from mast3r.matching.gpu.frm import DeviceFRMPool
 
     return DeviceFRMPool()
 
