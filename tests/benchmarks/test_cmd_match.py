@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import torch
 
-import benchmarks.pair_match as match_cmd
+import mast3r.weights
 from benchmarks.cli import main
 from mast3r.matching import border_filter, fast_reciprocal_nn
 from mast3r.model import PairOutput, ViewOutput
@@ -108,6 +108,13 @@ class PatchModel:
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor, autocast_dtype=None) -> PairOutput:
         return PairOutput(self._view(img0), self._view(img1))
 
+    # the engine's forward: encode once, then decoders/heads (here: the same patch projection)
+    def encode_pair(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return img0, img1
+
+    def forward_encoded(self, enc0: torch.Tensor, enc1: torch.Tensor, autocast_dtype=None) -> PairOutput:
+        return self(enc0, enc1, autocast_dtype)
+
 
 def test_match_coarse_to_fine_glue_with_shifted_images(tmp_path, monkeypatch):
     """Image 1 = image 0 rolled by (64, 40) px. Coarse at half resolution and fine on crops of the
@@ -118,7 +125,7 @@ def test_match_coarse_to_fine_glue_with_shifted_images(tmp_path, monkeypatch):
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
     for path, img in zip(paths, (img0, img1)):
         PIL.Image.fromarray(img).save(path)
-    monkeypatch.setattr(match_cmd, "load_model", lambda *a, **k: PatchModel())
+    monkeypatch.setattr(mast3r.weights, "load_model", lambda *a, **k: PatchModel())  # the engine's loader
     base = ["match", "--checkpoint", str(tmp_path / "unused.pth"), *map(str, paths), "--size", "200",
             "--device", "cpu"]
     assert main([*base, "--out", str(tmp_path / "coarse.npz")]) == 0
