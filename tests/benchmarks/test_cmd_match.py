@@ -153,3 +153,25 @@ def test_match_prints_a_one_line_summary(tmp_path, capsys):
     assert main(["match", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--matcher", "random",
                  "--opt", "num_matches=12", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{len(np.load(out)['conf'])} matches -> {out}"
+
+
+def test_legacy_defaults_are_the_parsers_and_map_onto_the_engine():
+    """The legacy flags' defaults live once (LegacyOptions); the parser and --matcher's check use them."""
+    import argparse
+
+    from benchmarks.commands import match as match_cli
+    from benchmarks.pair_match import engine_options
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    match_cli.register(sub)
+    args = sub.choices["match"].parse_args(["a.png", "b.png", "--out", "m.npz"])
+    opts = match_cli.LegacyOptions.from_args(args)
+    assert opts == match_cli.LegacyOptions() and opts.changed_flags() == []
+    argv = ["a.png", "b.png", "--out", "m.npz", "--c2f-window", "256", "--dense"]
+    args = sub.choices["match"].parse_args(argv)
+    assert match_cli.LegacyOptions.from_args(args).changed_flags() == ["--c2f-window", "--dense"]
+    precision, frm, c2f = engine_options(match_cli.LegacyOptions(amp="bf16", subsample=4, coarse_to_fine=True,
+                                                                  c2f_window=256, c2f_batch=4))
+    assert precision == "bf16" and (frm.subsample, frm.border, frm.dense) == (4, 3, False)
+    assert c2f is not None and (c2f.window_size, c2f.max_batch) == (256, 4)
+    assert engine_options(match_cli.LegacyOptions())[2] is None
