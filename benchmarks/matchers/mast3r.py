@@ -72,9 +72,9 @@ class Mast3rConfig:
 
     Attributes:
         checkpoint: checkpoint path (default ``$MAST3R_BENCH_CHECKPOINT``; empty: the embedded default
-            model, :func:`resolve_checkpoint`).
+            model, :func:`mast3r.engine.source.resolve_checkpoint`).
         size: network long side in pixels; 0: the embedded model's training size (320) for it, the
-            official 512 for other checkpoints (:func:`resolve_size`).
+            official 512 for other checkpoints (:func:`mast3r.engine.source.resolve_size`).
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of encoder/decoders).
         frm: matching options (``frm.subsample``, ``frm.dense``, ``frm.border``, ``frm.conf_mode``,
             ``frm.backend``, ...; :class:`mast3r.matching.FRMConfig`).

@@ -1,5 +1,6 @@
-"""``PairNetwork`` (benchmarks/matchers/_network.py): the fast path (fp16/bf16 weights, forward-cache
-key, power-of-two batch padding, CUDA graphs) and the prepared-image cache."""
+"""The engine network (:class:`mast3r.engine.network.PairNetwork`) as the matchers use it: the fast
+path (fp16/bf16 weights, forward-cache key, power-of-two batch padding, CUDA graphs) and the
+prepared-image cache."""
 
 from __future__ import annotations
 
