@@ -21,7 +21,7 @@ from benchmarks.timing_report import (
     profile_table,
     render_markdown,
 )
-from benchmarks.timing_suite import ForwardBench, ForwardVariant
+from benchmarks.timing_suite import ForwardBench, ForwardVariant, engine_forward
 from mast3r.config import ConfigError, ModelConfig
 from mast3r.matching import fast_reciprocal_nn
 
@@ -105,7 +105,7 @@ def _c2f(bench: ForwardBench, args: argparse.Namespace, report: _Report, variant
     with torch.inference_mode():
         model = bench._model_for(variant)[0]
         img0, img1 = (x[:batch] for x in bench.images)
-        out = model(img0, img1)
+        out = engine_forward(model, img0, img1)
 
     def match_all() -> None:
         for i in range(batch):

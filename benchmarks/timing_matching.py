@@ -74,7 +74,7 @@ def bench_frm(
     g0, g1 = d0.to(device), d1.to(device)
     seeds = torch.from_numpy(grid_seeds(shape, subsample)).to(device)
 
-    from mast3r.matching.gpu_frm import DeviceFRM
+    from mast3r.matching.gpu.frm import DeviceFRM
 
     f0, f1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
 
@@ -125,7 +125,7 @@ def bench_dense(
     check_rows: int = 4096,
 ) -> list[dict[str, Any]]:
     """Dense mutual NN over all pixels on smooth maps; agreement vs float64 on ``check_rows`` rows."""
-    from mast3r.matching.gpu import dense_mutual_nn_device
+    from mast3r.matching.gpu.dense import dense_mutual_nn_device
 
     d0, d1 = smooth_descriptor_pair(shape, 24, seed)
     f0, f1 = d0.reshape(-1, 24), d1.reshape(-1, 24)
@@ -139,7 +139,7 @@ def bench_dense(
     ]
     if device.type == "cuda":
         gf0, gf1 = g0.reshape(-1, 24), g1.reshape(-1, 24)
-        from mast3r.matching.gpu_screened import ScreenConfig
+        from mast3r.matching.gpu.screen import ScreenConfig
 
         fn: Callable[[], Any]
         for precision, block in DENSE_SWEEP:
@@ -169,7 +169,7 @@ def bench_dense(
     nn01, _ = mutual_nearest_neighbours(g0.reshape(-1, 24), g1.reshape(-1, 24))
     out[1]["nn_equal_fp64_on_sample"] = float((nn01.cpu()[rows_idx] == exact).double().mean())
     if device.type == "cuda":
-        from mast3r.matching.gpu_screened import screened_nn
+        from mast3r.matching.gpu.screen import screened_nn
 
         _, st = screened_nn(g0.reshape(-1, 24), g1.reshape(-1, 24), return_stats=True)
         out[1]["screen"] = {"candidates": st.candidates, "units_scanned": st.units_scanned, "units": st.units}

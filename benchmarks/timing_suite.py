@@ -3,7 +3,9 @@ benchmarks are in :mod:`benchmarks.timing_matching`.
 
 Every benchmark returns a JSON-friendly dict (times in ms, see :mod:`benchmarks.timing`). The
 model is a random-init network of the given config built directly on the device (no checkpoint);
-inputs are deterministic smooth images / smooth unit-norm descriptor maps.
+inputs are deterministic smooth images / smooth unit-norm descriptor maps. The forward timed is the
+inference engine's (:func:`mast3r.engine.forward.pair_forward`, fast path from
+:func:`mast3r.engine.forward.fast_options`): what ``run`` and ``match`` execute.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import torch
 
 from benchmarks.timing import forward_flops, precision_flags, time_fn
 from mast3r.config import ModelConfig
+from mast3r.engine.forward import amp_dtype, fast_options, pair_forward
 from mast3r.fast import CudaGraphForward, FastOptions, make_fast
 from mast3r.matching import fast_reciprocal_nn
 from mast3r.model import Mast3r, PairOutput
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ForwardVariant", "build_model", "ForwardBench", "accuracy", "profile_call"]
+__all__ = ["ForwardVariant", "build_model", "engine_forward", "ForwardBench", "accuracy", "profile_call"]
 
 _TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 CHECK_PAIRS = 8
@@ -91,16 +94,19 @@ class ForwardVariant:
         return base + (" +graph" if self.cuda_graph else "")
 
     def options(self) -> FastOptions:
-        dt = _TORCH_DTYPES[self.dtype]
-        head = None if self.head_fp32 else dt
-        return FastOptions(
-            dtype=dt,
-            head_dtype=None if self.mlp_fp32 else head,
-            dpt_dtype=head,
-            compile=self.compile,
-            compile_mode=self.compile_mode,
-            gelu=self.gelu,
-        )
+        """The engine's fast-path options of this variant."""
+        return fast_options(self.dtype, compile=self.compile, gelu=self.gelu, head_fp32=self.head_fp32,
+                            mlp_fp32=self.mlp_fp32, compile_mode=self.compile_mode)
+
+    def amp(self) -> torch.dtype | None:
+        """Autocast dtype of the engine's forward (None: fp32 / tf32, or the fast path)."""
+        return None if self.fast or self.dtype not in _TORCH_DTYPES else amp_dtype(self.dtype)
+
+
+def engine_forward(model: Mast3r, img0: torch.Tensor, img1: torch.Tensor, amp: torch.dtype | None = None
+                   ) -> PairOutput:
+    """The engine's pair forward (no swapped pass): what ``run`` and ``match`` execute."""
+    return pair_forward(model, img0, img1, need_own=False, amp=amp)[0]
 
 
 def build_model(config: ModelConfig, device: torch.device | str, seed: int = 0) -> Mast3r:
@@ -189,7 +195,7 @@ class ForwardBench:
         self.ref: PairOutput | None = None
         if reference:
             with precision_flags("fp32"), torch.inference_mode():  # pairs 0..CHECK_PAIRS-1 are checked
-                self.ref = self.model(images[0][:CHECK_PAIRS], images[1][:CHECK_PAIRS])
+                self.ref = engine_forward(self.model, images[0][:CHECK_PAIRS], images[1][:CHECK_PAIRS])
         shape = (int(images[0].shape[2]), int(images[0].shape[3]))
         self.flops = forward_flops(config, shape, (int(images[1].shape[2]), int(images[1].shape[3])))
 
@@ -205,10 +211,10 @@ class ForwardBench:
     def profile(self, v: ForwardVariant, batch: int) -> dict[str, Any]:
         """torch.profiler kernel breakdown of ``v`` (without CUDA graph) at ``batch``."""
         model, _ = self._model_for(v)
-        amp = None if v.fast else _TORCH_DTYPES.get(v.dtype)
+        amp = v.amp()
         img0, img1 = (x[:batch] for x in self.images)
         with precision_flags(v.dtype), torch.inference_mode():
-            prof = profile_call(lambda: model(img0, img1, autocast_dtype=amp), self.device)
+            prof = profile_call(lambda: engine_forward(model, img0, img1, amp), self.device)
         return {"variant": v.name, "batch": batch, **prof}
 
     def run(self, v: ForwardVariant, batch: int, *, check: bool = True) -> dict[str, Any]:
@@ -217,14 +223,14 @@ class ForwardBench:
         if batch > self.images[0].shape[0]:
             raise ValueError(f"batch {batch} > {self.images[0].shape[0]} prepared pairs")
         model, convert_s = self._model_for(v)
-        amp = None if v.fast else _TORCH_DTYPES.get(v.dtype)
+        amp = v.amp()
         entry: dict[str, Any] = {"variant": v.name, "batch": batch, **vars(v)}
         cuda = self.device.type == "cuda"
         with precision_flags(v.dtype) as flags, torch.inference_mode():
             entry["flags"] = flags
 
             def call() -> PairOutput:
-                return model(img0, img1, autocast_dtype=amp)
+                return engine_forward(model, img0, img1, amp)
 
             t0 = time.perf_counter()
             out = call()  # first call: compiles where asked
@@ -233,7 +239,7 @@ class ForwardBench:
             entry["first_call_s"] = time.perf_counter() - t0 + convert_s
             fn: Callable[[], PairOutput] = call
             if v.cuda_graph:
-                graph = CudaGraphForward(lambda a, b: model(a, b, autocast_dtype=amp), img0, img1)
+                graph = CudaGraphForward(lambda a, b: engine_forward(model, a, b, amp), img0, img1)
                 fn = lambda: graph(img0, img1)  # noqa: E731
             if cuda:
                 torch.cuda.synchronize(self.device)

@@ -1,4 +1,5 @@
-"""``mast3r-bench infer``: run the network on one image pair and save its outputs as ``.npz``.
+"""``mast3r-bench infer``: run the network on one image pair and save its outputs as ``.npz``
+(through the inference engine, :class:`mast3r.engine.engine.Engine`).
 
 Keys written (batch dimension removed, float32): ``pts3d0 conf0 desc0 desc_conf0`` (view 0) and
 ``pts3d1 conf1 desc1 desc_conf1`` (view 1; ``pts3d1`` in camera 0's frame), ``true_shape0/1``
@@ -50,37 +51,28 @@ def handler(args: argparse.Namespace) -> int:
 
     from benchmarks.store import save_npz_atomic
     from mast3r.config import ConfigError
-    from mast3r.preprocess import ImageLoadError, load_image
-    from mast3r.weights import CheckpointError, load_model
+    from mast3r.engine.engine import Engine
+    from mast3r.preprocess import ImageLoadError
+    from mast3r.weights import CheckpointError
 
-    amp = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
+    precision = {"none": "fp32", "bf16": "bf16", "fp16": "fp16"}[args.amp]
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        images = [
-            load_image(args.img0, args.size, args.square_ok),
-            load_image(args.img1, args.size, args.square_ok),
-        ]
+        engine = Engine(str(args.checkpoint), args.size, precision, device, square_ok=args.square_ok)
+        images = [engine.prepare(args.img0), engine.prepare(args.img1)]
         t0 = time.perf_counter()
-        model = load_model(args.checkpoint, device=device)
-        log.info(
-            "loaded %s (%s, sha256 %s) in %.1f s",
-            args.checkpoint,
-            model.config.name,
-            model.checksum,
-            time.perf_counter() - t0,
-        )
-        with torch.inference_mode():
-            out = model(
-                images[0].img.to(device), images[1].img.to(device), autocast_dtype=amp
-            ).cpu()
+        model = engine.model
+        log.info("loaded %s (%s, sha256 %s) in %.1f s", args.checkpoint, model.config.name,
+                 engine.network.weights_checksum(), time.perf_counter() - t0)
+        (fwd,) = engine.forward_pairs([(images[0], images[1])], need_own=False)
     except (CheckpointError, ConfigError, ImageLoadError, ValueError, RuntimeError, AssertionError) as exc:
         log.debug("infer failed", exc_info=True)
         print(f"mast3r-bench infer: error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     arrays: dict[str, np.ndarray] = {}
-    for i, (view, im) in enumerate(zip((out.view0, out.view1), images)):
+    for i, (view, im) in enumerate(zip((fwd.view0, fwd.view1), images)):
         for name, tensor in view.items():
-            arrays[f"{name}{i}"] = tensor[0].float().numpy()
+            arrays[f"{name}{i}"] = tensor.float().cpu().numpy()
         arrays[f"true_shape{i}"] = np.asarray(im.true_shape, dtype=np.int32)
         arrays[f"orig_size{i}"] = np.asarray(im.orig_size, dtype=np.int32)
         arrays[f"orig_from_net{i}"] = im.orig_from_net

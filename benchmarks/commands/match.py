@@ -24,9 +24,42 @@ Keys written to the ``.npz`` without ``--matcher``:
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 _AMP = ("none", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class LegacyOptions:
+    """The options of the built-in MASt3R path (``--subsample`` ... ``--c2f-batch``), defaults once:
+    the parser takes its defaults from here, ``--matcher`` refuses any changed one, and
+    :mod:`benchmarks.pair_match` maps them onto the inference engine's options."""
+
+    subsample: int = 8
+    dense: bool = False
+    border: int = 3
+    conf_mode: str = "min"
+    backend: str = "auto"
+    size: int = 512
+    amp: str = "none"
+    coarse_to_fine: bool = False
+    c2f_max_size: int = 0
+    c2f_window: int = 512
+    c2f_batch: int = 16
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LegacyOptions:
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+    def changed_flags(self) -> list[str]:
+        """``--flag`` names of the options that differ from their defaults (sorted)."""
+        default = type(self)()
+        return ["--" + f.name.replace("_", "-") for f in sorted(fields(self), key=lambda f: f.name)
+                if getattr(self, f.name) != getattr(default, f.name)]
+
+
+_D = LegacyOptions()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,20 +78,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="matcher option override (repeatable; with --matcher)")
     p.add_argument("--out", required=True, type=Path, help="output .npz path")
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--subsample", type=int, default=8, help="FRM seed grid step in pixels (default 8)")
+    how.add_argument("--subsample", type=int, default=_D.subsample,
+                     help=f"FRM seed grid step in pixels (default {_D.subsample})")
     how.add_argument("--dense", action="store_true", help="exhaustive mutual NN instead of FRM")
-    p.add_argument("--border", type=int, default=3, help="drop matches this close to a border (default 3)")
-    p.add_argument("--conf-mode", choices=("min", "geomean"), default="min", help="per-match confidence")
-    p.add_argument("--backend", choices=("auto", "torch", "faiss"), default="auto", help="NN search backend")
-    p.add_argument("--size", type=int, default=512, help="network long side in pixels (default 512)")
+    p.add_argument("--border", type=int, default=_D.border,
+                   help=f"drop matches this close to a border (default {_D.border})")
+    p.add_argument("--conf-mode", choices=("min", "geomean"), default=_D.conf_mode,
+                   help="per-match confidence")
+    p.add_argument("--backend", choices=("auto", "torch", "faiss"), default=_D.backend,
+                   help="NN search backend")
+    p.add_argument("--size", type=int, default=_D.size,
+                   help=f"network long side in pixels (default {_D.size})")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--amp", choices=_AMP, default="none", help="autocast dtype for encoder/decoders")
+    p.add_argument("--amp", choices=_AMP, default=_D.amp, help="autocast dtype for encoder/decoders")
     c2f = p.add_argument_group("coarse-to-fine (paper §3.4)")
     c2f.add_argument("--coarse-to-fine", action="store_true", help="refine with matching of window crops")
-    c2f.add_argument("--c2f-max-size", type=int, default=0,
+    c2f.add_argument("--c2f-max-size", type=int, default=_D.c2f_max_size,
                      help="downscale the originals to this long side first (0: original resolution)")
-    c2f.add_argument("--c2f-window", type=int, default=512, help="window long side in pixels (default 512)")
-    c2f.add_argument("--c2f-batch", type=int, default=16, help="crop pairs per forward pass (default 16)")
+    c2f.add_argument("--c2f-window", type=int, default=_D.c2f_window,
+                     help=f"window long side in pixels (default {_D.c2f_window})")
+    c2f.add_argument("--c2f-batch", type=int, default=_D.c2f_batch,
+                     help=f"crop pairs per forward pass (default {_D.c2f_batch})")
     p.set_defaults(func=handler)
 
 

@@ -8,8 +8,9 @@ Euclidean, KD-tree). Both sets are in camera-0's frame (view 0's ``pts3d`` and v
 (it only subsamples for drawing); ``max_matches`` optionally keeps an evenly spaced subset.
 
 Works with DUSt3R checkpoints (linear or DPT heads) and with MASt3R ones (their pointmaps; an
-ablation of MASt3R without descriptors). The network forward is shared and cached exactly as for
-``mast3r`` (:mod:`benchmarks.matchers._forward_cache`). Outputs as ``mast3r``: ORIGINAL pixels,
+ablation of MASt3R without descriptors). The network forward is the inference engine's
+(:class:`mast3r.engine.engine.Engine`), shared and cached exactly as for ``mast3r``
+(:mod:`benchmarks.matchers._forward_cache`). Outputs as ``mast3r``: ORIGINAL pixels,
 ``pts3d0``/``pts3d1`` (camera-0 frame; DUSt3R's unit is up to scale), ``meta.focal0_px/focal1_px``.
 """
 
@@ -24,15 +25,12 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from benchmarks.config import execution
-from benchmarks.matchers._forward_cache import (
-    ForwardCache,
-    PairForward,
-    focal_px,
-    sample_map_rows,
-)
-from benchmarks.matchers._network import PairNetwork
+from benchmarks.matchers._forward_cache import ForwardCache, default_forward_cache, prepare_view
 from benchmarks.matchers.mast3r import missing_checkpoint_reason
 from benchmarks.types import Correspondences, View
+from mast3r.engine.engine import Engine
+from mast3r.engine.forward import PairForward, focal_px, sample_map_rows
+from mast3r.engine.network import PairNetwork
 
 __all__ = ["DUST3R_CHECKPOINT_ENV", "Dust3rConfig", "Dust3rMatcher", "reciprocal_nn_3d"]
 
@@ -110,12 +108,14 @@ class Dust3rMatcher:
         self.config = config if config is not None else Dust3rConfig()
         self.device = device
         c = self.config
-        if network is None:
-            if model is None and (reason := missing_checkpoint_reason(c.checkpoint, self.name,
-                                                                      DUST3R_CHECKPOINT_ENV)):
+        if network is None and model is None:
+            if reason := missing_checkpoint_reason(c.checkpoint, self.name, DUST3R_CHECKPOINT_ENV):
                 raise FileNotFoundError(reason)
-            network = PairNetwork(c.checkpoint, c.size, c.precision, device, cache=forward_cache, model=model)
-        self.network = network
+        store = forward_cache if forward_cache is not None else default_forward_cache()
+        # no embedded DUSt3R: the checkpoint is set (checked above) unless a model or network is given
+        self.engine = Engine(c.checkpoint, c.size, c.precision, device, store=store, model=model,
+                             network=network)
+        self.network = self.engine.network
 
     @classmethod
     def available(cls, config: Dust3rConfig | None = None) -> tuple[bool, str]:
@@ -143,8 +143,8 @@ class Dust3rMatcher:
 
     def match_many(self, pairs: Sequence[tuple[View, View]]) -> list[Correspondences]:
         c = self.config
-        preps = [(self.network.prepare(v0), self.network.prepare(v1)) for v0, v1 in pairs]
-        fwds = self.network.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
+        preps = [(prepare_view(self.engine, v0), prepare_view(self.engine, v1)) for v0, v1 in pairs]
+        fwds = self.engine.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
         return [self._finish(p0, p1, f) for (p0, p1), f in zip(preps, fwds)]
 
     def _valid_pixels(self, maps: dict[str, Any]) -> np.ndarray:

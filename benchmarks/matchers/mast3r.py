@@ -2,9 +2,11 @@
 
 Pipeline per pair: official preprocessing (``mast3r.preprocess``, long side ``size``) -> network
 forward, cached per (checkpoint, size, precision, image pair) and shared by every variant that
-differs only in matching (:mod:`benchmarks.matchers._forward_cache`) -> ``match_descriptors`` (FRM or
+differs only in matching (:mod:`benchmarks.matchers._forward_cache`) -> descriptor matching (FRM or
 dense, border filter, ``desc_conf`` confidence) -> optional coarse-to-fine refinement -> matches in
-ORIGINAL pixels via ``PreparedImage.net_to_orig`` -> ``min_conf`` filter.
+ORIGINAL pixels via ``PreparedImage.net_to_orig`` -> ``min_conf`` filter. Every step but the last
+is the inference engine's (:class:`mast3r.engine.engine.Engine`); this module adapts views and
+correspondences.
 
 Outputs: ``scores`` = match confidence (``frm.conf_mode`` of the two ``desc_conf``); ``pts3d0`` =
 view 0's pointmap at the matched view-0 pixels and ``pts3d1`` = view 1's pointmap (also camera-0's
@@ -20,9 +22,10 @@ options as the coarse stage (visloc's ``pixel_tol`` seeding needs map points, wh
 does not have); ``pts3d0/1`` of refined matches come from the coarse pointmaps at the nearest
 network pixel. Only the coarse forward is cached.
 
-The checkpoint defaults to ``$MAST3R_BENCH_CHECKPOINT``, else the embedded default model trained here
-(:data:`mast3r.assets.DEFAULT_MODEL`, SHA-256 pinned and checked); ``size`` 0 means the embedded model's
-own resolution for it and the official 512 for any other checkpoint.
+The checkpoint defaults to ``$MAST3R_BENCH_CHECKPOINT`` (:func:`default_checkpoint_path`), else the
+embedded default model trained here (:data:`mast3r.assets.DEFAULT_MODEL`, SHA-256 pinned and checked by
+the engine's model source, :mod:`mast3r.engine.source`); ``size`` 0 means the embedded model's own
+resolution for it and the official 512 for any other checkpoint.
 """
 
 from __future__ import annotations
@@ -38,27 +41,30 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from benchmarks.config import execution
-from benchmarks.matchers._forward_cache import (
-    ForwardCache,
-    PairForward,
-    file_sha256,
-    focal_px,
-    sample_map_rows,
-)
-from benchmarks.matchers._network import PairNetwork
+from benchmarks.matchers._forward_cache import ForwardCache, default_forward_cache, prepare_view
 from benchmarks.types import Correspondences, View
 from mast3r.coarse_to_fine import CoarseToFineConfig
+from mast3r.engine.engine import Engine
+from mast3r.engine.forward import PairForward, fast_options, focal_px, nearest_net_pixels, sample_map_rows
+from mast3r.engine.network import PairNetwork
+from mast3r.engine.source import embedded_default_missing
 from mast3r.fileio import atomic_write
 from mast3r.matching.config import FRMConfig
 
-__all__ = ["CHECKPOINT_ENV", "Mast3rConfig", "Mast3rMatcher", "RANDOM_PRESETS", "make_random_checkpoint",
-           "missing_checkpoint_reason"]
+__all__ = ["CHECKPOINT_ENV", "Mast3rConfig", "Mast3rMatcher", "RANDOM_PRESETS", "default_checkpoint_path",
+           "make_random_checkpoint", "missing_checkpoint_reason"]
 
 CHECKPOINT_ENV = "MAST3R_BENCH_CHECKPOINT"
 
 
-def _env_checkpoint() -> str:
+def default_checkpoint_path() -> str:
+    """The configured MASt3R checkpoint: ``$MAST3R_BENCH_CHECKPOINT``, or empty (the engine then
+    loads the embedded default model)."""
     return os.environ.get(CHECKPOINT_ENV, "")
+
+
+def _env_checkpoint() -> str:
+    return default_checkpoint_path()
 
 
 @dataclass(frozen=True)
@@ -75,9 +81,9 @@ class Mast3rConfig:
 
     Attributes:
         checkpoint: checkpoint path (default ``$MAST3R_BENCH_CHECKPOINT``; empty: the embedded default
-            model, :func:`resolve_checkpoint`). Identity (with the weights' SHA-256).
+            model, :func:`mast3r.engine.source.resolve_checkpoint`). Identity (with the weights' SHA-256).
         size: network long side in pixels; 0: the embedded model's training size (320) for it, the
-            official 512 for other checkpoints (:func:`resolve_size`). Identity.
+            official 512 for other checkpoints (:func:`mast3r.engine.source.resolve_size`). Identity.
         precision: ``fp32``, ``bf16`` or ``fp16`` (autocast of encoder/decoders). Identity: another
             precision computes other numbers.
         frm: matching options (``frm.subsample``, ``frm.dense``, ``frm.border``, ``frm.conf_mode``,
@@ -147,48 +153,12 @@ class Mast3rConfig:
         """The :class:`mast3r.fast.FastOptions` of ``fast`` (None when off)."""
         if not self.fast:
             return None
-        import torch
-
-        from mast3r.fast import FastOptions
-
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
-        return FastOptions(dtype=dtype, head_dtype=dtype, dpt_dtype=dtype, compile=self.compile,
-                           gelu=self.gelu)
+        return fast_options(self.precision, compile=self.compile, gelu=self.gelu)
 
     def network_settings(self) -> tuple:
         """What decides the network outputs (matchers with equal settings share one network)."""
         return (self.checkpoint, self.size, self.precision, self.fast, self.compile, self.cuda_graph,
                 self.gelu)
-
-
-OFFICIAL_SIZE = 512
-
-
-def resolve_checkpoint(checkpoint: str) -> str:
-    """The checkpoint file to load: ``checkpoint``, or the embedded default model when it is empty
-    (its SHA-256 checked against the pinned one; CheckpointError when it differs)."""
-    if checkpoint:
-        return checkpoint
-    from mast3r.assets import DEFAULT_MODEL, default_checkpoint
-    from mast3r.weights import CheckpointError
-
-    path = default_checkpoint()
-    digest = file_sha256(str(path))
-    if digest != DEFAULT_MODEL.sha256:
-        raise CheckpointError(f"{path}: SHA-256 {digest} is not the pinned {DEFAULT_MODEL.sha256} of the "
-                              "embedded default model (a damaged install?)")
-    return str(path)
-
-
-def resolve_size(size: int, checkpoint: str) -> int:
-    """``size``, or for 0 the embedded model's own size (``checkpoint`` empty) or the official 512."""
-    if size:
-        return size
-    if not checkpoint:
-        from mast3r.assets import DEFAULT_MODEL
-
-        return DEFAULT_MODEL.size
-    return OFFICIAL_SIZE
 
 
 def missing_checkpoint_reason(checkpoint: str, matcher: str = "mast3r",
@@ -199,13 +169,8 @@ def missing_checkpoint_reason(checkpoint: str, matcher: str = "mast3r",
             f"${env}; `mast3r-bench weights random-checkpoint OUT` writes a random test one")
     if not checkpoint:
         if matcher == "mast3r":
-            try:
-                from mast3r.assets import default_checkpoint
-
-                default_checkpoint()
-                return None
-            except FileNotFoundError as exc:
-                return f"no checkpoint configured and {exc}"
+            missing = embedded_default_missing()
+            return None if missing is None else f"no checkpoint configured and {missing}"
         return f"no checkpoint configured: {hint}"
     if not Path(checkpoint).is_file():
         return f"checkpoint {checkpoint} not found: {hint}"
@@ -220,6 +185,10 @@ class Mast3rMatcher:
         device: torch device.
         forward_cache: shared forward cache (default: memory only, or ``$MAST3R_BENCH_FORWARD_CACHE``).
         model: an already built ``Mast3r`` (tests, sharing); the checkpoint is then not read.
+        network: share this engine network (``with_config``).
+
+    ``engine`` is the :class:`~mast3r.engine.engine.Engine` (network + matching backend), ``network``
+    its network.
     """
 
     name: ClassVar[str] = "mast3r"
@@ -231,15 +200,13 @@ class Mast3rMatcher:
         self.config = config if config is not None else Mast3rConfig()
         self.device = device
         c = self.config
-        if network is None:
-            if model is None and (reason := missing_checkpoint_reason(c.checkpoint, self.name)):
+        if network is None and model is None:
+            if reason := missing_checkpoint_reason(c.checkpoint, self.name):
                 raise FileNotFoundError(reason)
-            checkpoint = c.checkpoint if model is not None else resolve_checkpoint(c.checkpoint)
-            network = PairNetwork(checkpoint, resolve_size(c.size, c.checkpoint), c.precision, device,
-                                  cache=forward_cache, model=model, fast=c.fast_options(),
-                                  cuda_graph=c.cuda_graph)
-        self.network = network
-        self.frm_engines = _frm_pool(device)
+        store = forward_cache if forward_cache is not None else default_forward_cache()
+        self.engine = Engine(c.checkpoint, c.size, c.precision, device, store=store, model=model,
+                             fast=c.fast_options(), cuda_graph=c.cuda_graph, network=network)
+        self.network = self.engine.network
 
     @classmethod
     def available(cls, config: Mast3rConfig | None = None) -> tuple[bool, str]:
@@ -274,22 +241,18 @@ class Mast3rMatcher:
         """Match several pairs; cache misses of equal image shapes share network forwards (batches of
         ``batch_size``)."""
         c = self.config
-        preps = [(self.network.prepare(v0), self.network.prepare(v1)) for v0, v1 in pairs]
-        fwds = self.network.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
+        preps = [(prepare_view(self.engine, v0), prepare_view(self.engine, v1)) for v0, v1 in pairs]
+        fwds = self.engine.forward_pairs(preps, need_own=c.estimate_focals, batch_size=c.batch_size)
         return [self._finish(v0, v1, p0, p1, f) for (v0, v1), (p0, p1), f in zip(pairs, preps, fwds)]
 
     def _finish(self, view0: View, view1: View, prep0: Any, prep1: Any, fwd: PairForward) -> Correspondences:
-        from mast3r.matching import match_descriptors
-
         c = self.config
         v0, v1 = fwd.view0, fwd.view1
         if v0.get("desc") is None or v1.get("desc") is None:
             raise ValueError(f"{c.checkpoint or 'the model'} has no descriptor head (a DUSt3R checkpoint?): "
                              "use the dust3r matcher")
         t0 = time.perf_counter()
-        dev = self.device
-        m = match_descriptors(v0["desc"].to(dev), v1["desc"].to(dev), v0["desc_conf"].to(dev),
-                              v1["desc_conf"].to(dev), c.frm, engines=self.frm_engines)
+        m = self.engine.match(fwd, c.frm)
         timings = {"forward": fwd.seconds, "match": time.perf_counter() - t0}
         meta: dict[str, Any] = {
             "forward_cached": fwd.cached, "net_shape0": list(prep0.true_shape),
@@ -303,11 +266,12 @@ class Mast3rMatcher:
         xy0, xy1 = m.xy0, m.xy1
         if c.c2f:
             t0 = time.perf_counter()
-            pts0, pts1, scores, n_windows = _refine_c2f(self.network, view0, view1, pts0, pts1, c, dev,
-                                                        self.frm_engines)
+            ref = self.engine.refine(view0.image_path, view1.image_path, pts0, pts1, c.frm, c.c2f_config,
+                                     max_size=c.c2f_max_size)
+            pts0, pts1, scores = ref.pts0, ref.pts1, ref.conf
             timings["c2f"] = time.perf_counter() - t0
-            meta["c2f_window_pairs"] = n_windows
-            xy0, xy1 = _nearest_net(prep0, pts0), _nearest_net(prep1, pts1)
+            meta["c2f_window_pairs"] = len(ref.result.windows0)
+            xy0, xy1 = nearest_net_pixels(prep0, pts0), nearest_net_pixels(prep1, pts1)
         keep = scores >= c.min_conf if c.min_conf > 0 else np.ones(len(scores), bool)
         corrs = Correspondences(
             pts0[keep], pts1[keep], scores[keep],
@@ -316,76 +280,6 @@ class Mast3rMatcher:
         if not len(corrs):
             corrs.meta["reason"] = "no match passed the matcher's filters"
         return corrs
-
-
-def _open_rgb(view: View, max_size: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """EXIF-oriented RGB (H, W, 3) uint8 of a view, downscaled (LANCZOS) to ``max_size`` long side
-    (0: kept); also the (x, y) scale, original pixels per working pixel."""
-    import PIL.Image
-    import PIL.ImageOps
-
-    with PIL.Image.open(view.image_path) as pil:
-        img = PIL.ImageOps.exif_transpose(pil).convert("RGB")
-    w, h = img.size
-    if max_size and max(w, h) > max_size:
-        s = max_size / max(w, h)
-        img = img.resize((round(w * s), round(h * s)), PIL.Image.Resampling.LANCZOS)
-    return np.asarray(img), (w / img.size[0], h / img.size[1])
-
-
-def _frm_pool(device: str) -> Any:
-    """Captured GPU FRM engines replayed across pairs (CUDA only; None elsewhere)."""
-    if not str(device).startswith("cuda"):
-        return None
-    from mast3r.matching.gpu_frm import DeviceFRMPool
-
-    return DeviceFRMPool()
-
-
-def _refine_c2f(network: PairNetwork, view0: View, view1: View, pts0: np.ndarray, pts1: np.ndarray,
-                c: Mast3rConfig, device: str, engines: Any = None
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Coarse-to-fine (``mast3r.coarse_to_fine``) from coarse matches in ORIGINAL pixels: window crops
-    of the (optionally downscaled) originals go through the network at their own size (no resize:
-    windows are multiples of 16) and are matched with ``c.frm``. Returns ORIGINAL-pixel ``pts0``,
-    ``pts1`` (float64), confidences and the number of window pairs."""
-    import PIL.Image
-
-    from mast3r.coarse_to_fine import coarse_to_fine_match
-    from mast3r.matching import match_descriptors
-    from mast3r.preprocess import preprocess_pil, stack_images
-
-    full0, s0 = _open_rgb(view0, c.c2f_max_size)
-    full1, s1 = _open_rgb(view1, c.c2f_max_size)
-
-    def prep(crop: np.ndarray) -> Any:
-        return preprocess_pil(PIL.Image.fromarray(np.ascontiguousarray(crop)), max(crop.shape[:2]), True)
-
-    def match_crops(crops0: list[np.ndarray], crops1: list[np.ndarray]) -> list[tuple[Any, Any, Any]]:
-        ims0, ims1 = [prep(x) for x in crops0], [prep(x) for x in crops1]
-        out = []
-        for a, b, f in zip(ims0, ims1, network.run(stack_images(ims0), stack_images(ims1), need_own=False)):
-            m = match_descriptors(f.view0["desc"].to(device), f.view1["desc"].to(device),
-                                  f.view0["desc_conf"].to(device), f.view1["desc_conf"].to(device), c.frm,
-                                  engines=engines)
-            out.append((a.net_to_orig(m.xy0), b.net_to_orig(m.xy1), m.conf))
-        return out
-
-    def to_work(pts: np.ndarray, s: tuple[float, float]) -> np.ndarray:
-        return (pts + 0.5) / np.asarray(s) - 0.5
-
-    def to_orig(pts: np.ndarray, s: tuple[float, float]) -> np.ndarray:
-        return (pts + 0.5) * np.asarray(s) - 0.5
-
-    res = coarse_to_fine_match(full0, full1, to_work(pts0, s0), to_work(pts1, s1), match_crops, c.c2f_config)
-    return to_orig(res.xy0, s0), to_orig(res.xy1, s1), res.conf, len(res.windows0)
-
-
-def _nearest_net(prep: Any, pts: np.ndarray) -> np.ndarray:
-    """Nearest network pixel (int64 (N, 2), clipped into the image) of ORIGINAL pixels."""
-    h, w = prep.true_shape
-    xy = np.rint(prep.orig_to_net(np.asarray(pts, np.float64).reshape(-1, 2))).astype(np.int64)
-    return np.stack([np.clip(xy[:, 0], 0, w - 1), np.clip(xy[:, 1], 0, h - 1)], axis=1)
 
 
 # -- random-init checkpoints (tests, synthetic default) ----------------------------------------------

@@ -9,11 +9,12 @@ from mast3r.matching.dense import dense_nearest_neighbours, dense_reciprocal_nn
 from mast3r.matching.filters import border_filter, match_confidence
 from mast3r.matching.frm import FRMStats, fast_reciprocal_nn, grid_seeds, linear_to_xy, merge_correspondences
 from mast3r.matching.nn import MatchingInputError, make_index, nearest_neighbours
-from mast3r.matching.pipeline import PixelMatches, match_descriptors
+from mast3r.matching.pipeline import MatchingBackend, PixelMatches, match_descriptors
 
 __all__ = [
     "FRMConfig",
     "FRMStats",
+    "MatchingBackend",
     "MatchingInputError",
     "PixelMatches",
     "border_filter",

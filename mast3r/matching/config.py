@@ -9,8 +9,8 @@ __all__ = ["FRMConfig", "BACKENDS", "DISTANCES", "CONF_MODES"]
 BACKENDS = ("auto", "torch", "faiss", "triton")
 """NN search backends: ``torch`` (blockwise matmul on the descriptors' device), ``faiss`` (CPU
 ``IndexFlatIP`` / ``IndexFlatL2``), ``triton`` (fused matmul + argmax on CUDA, float32 ``dot``),
-``auto`` (= ``torch``: the backend the reference outputs use; ``triton`` for FRM/dense on float32
-CUDA maps with ``dot``)."""
+``auto`` (``triton`` where it can run -- float32 CUDA maps, ``dot``, Triton importable -- else
+``torch``: :func:`mast3r.matching.backend.resolve_backend`, the one rule)."""
 
 DISTANCES = ("dot", "l2")
 """``dot``: nearest = largest inner product; ``l2``: nearest = smallest Euclidean distance."""

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mast3r.matching.backend import resolve_backend
 from mast3r.matching.frm import linear_to_xy
-from mast3r.matching.nn import as_descriptor_map, check_pair, mutual_nearest_neighbours, resolve_backend
+from mast3r.matching.nn import as_descriptor_map, check_pair, mutual_nearest_neighbours
 
 __all__ = ["dense_nearest_neighbours", "dense_reciprocal_nn"]
 

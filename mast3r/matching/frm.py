@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mast3r.matching.gpu import use_triton
-from mast3r.matching.gpu_frm import frm_device
-from mast3r.matching.nn import MatchingInputError, as_descriptor_map, check_pair, make_index, resolve_backend
+from mast3r.matching.backend import resolve_backend
+from mast3r.matching.nn import MatchingInputError, as_descriptor_map, check_pair, make_index
 
 __all__ = ["FRMStats", "fast_reciprocal_nn", "grid_seeds", "merge_correspondences", "linear_to_xy"]
 
@@ -146,11 +145,11 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
             strictly within ``pixel_tol`` pixels (Euclidean) and report the seed itself as xy0.
         backend: ``"auto"`` | ``"torch"`` | ``"faiss"`` | ``"triton"`` (:mod:`mast3r.matching.nn`);
             ``auto`` runs float32 CUDA maps with ``dist="dot"`` through the sync-free Triton loop
-            (:func:`mast3r.matching.gpu_frm.frm_device`), everything else as ``torch``.
+            (:func:`mast3r.matching.gpu.frm.frm_device`), everything else as ``torch``.
         dist: ``"dot"`` (largest inner product) or ``"l2"``.
         block_size: torch backend block edge (memory bound ``block_size**2`` scores per block).
         return_stats: also return an :class:`FRMStats`.
-        engines: a :class:`~mast3r.matching.gpu_frm.DeviceFRMPool` whose captured engines the GPU
+        engines: a :class:`~mast3r.matching.gpu.frm.DeviceFRMPool` whose captured engines the GPU
             loop replays (repeated calls with equal map sizes: one graph launch each).
     Returns: ``(xy0, xy1)`` (N, 2) int32 numpy ``(x, y)`` in network pixels of each map, sorted by
         view-0 linear index then view-1 linear index [, ``stats``].
@@ -178,7 +177,9 @@ def fast_reciprocal_nn(desc0: Any, desc1: Any, subsample: int = 8, max_iter: int
     niter = 0
     if len(seed_idx) == 0 or len(f1) == 0:
         kept0 = kept1 = np.zeros(0, np.int64)
-    elif use_triton(backend, f0, dist):  # same iteration on the GPU, one host sync at the end
+    elif resolve_backend(backend, f0, dist) == "triton":  # same iteration on the GPU, one sync at the end
+        from mast3r.matching.gpu.frm import frm_device
+
         res = frm_device(f0, f1, torch.from_numpy(seed_idx).to(dev), max_iter, pool=engines)
         sizes, niter = res.trace()
         kept0, kept1 = _kept(res.xy0, res.xy1, res.old0, res.active.bool(), shape0[1], pixel_tol)

@@ -7,11 +7,12 @@ Backends (all return, for every query row, the index of its nearest database row
   and ``len(queries) * len(db) > block_size**2`` both sets are cut into blocks of ``block_size``
   rows, so memory stays at ``block_size**2`` scores; the result is the same as one big matmul.
 * ``faiss``: CPU ``IndexFlatIP`` (dot) / ``IndexFlatL2`` (l2), exact search.
-* ``triton``: fused matmul + argmax kernels on CUDA (:mod:`mast3r.matching.gpu`), float32, ``dot``;
-  FRM and dense matching go through an fp16 tensor-core screen with a float64 re-check of the
-  survivors (:mod:`mast3r.matching.gpu_screened`), exact as well.
-* ``auto``: ``torch`` (the backend the official reference outputs come from); FRM and dense
-  matching on float32 CUDA maps with ``dist="dot"`` take ``triton`` (same results, no host syncs).
+* ``triton``: fused matmul + argmax kernels on CUDA (:mod:`mast3r.matching.gpu.kernels`), float32,
+  ``dot``; FRM and dense matching go through an fp16 tensor-core screen with a float64 re-check of
+  the survivors (:mod:`mast3r.matching.gpu.screen`), exact as well.
+* ``auto``: ``triton`` where it can run (float32 CUDA descriptors, ``dist="dot"``, Triton
+  importable), else ``torch`` -- one rule for every entry point,
+  :func:`mast3r.matching.backend.resolve_backend`.
 
 Tie-breaking, identical in every backend: on exact ties the **lowest database index wins** (what
 ``torch.argmax`` does within a block; across blocks an earlier block only loses to a strictly
@@ -26,8 +27,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from mast3r.matching.config import BACKENDS, DISTANCES
-from mast3r.matching.gpu import dense_mutual_nn_device, nn_search, use_triton
+from mast3r.matching.backend import resolve_backend
+from mast3r.matching.config import DISTANCES
 
 __all__ = [
     "MatchingInputError",
@@ -88,13 +89,6 @@ def check_pair(desc0: torch.Tensor, desc1: torch.Tensor) -> tuple[torch.Tensor, 
         desc0, desc1 = desc0.to(dtype), desc1.to(dtype)
     d = desc0.shape[2]
     return desc0.reshape(-1, d), desc1.reshape(-1, d)
-
-
-def resolve_backend(backend: str) -> str:
-    """``auto`` -> ``torch``; validates the name (``triton`` stays ``triton``)."""
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown NN backend {backend!r}; choose one of {BACKENDS}")
-    return "torch" if backend == "auto" else backend
 
 
 def _check_dist(dist: str) -> None:
@@ -181,23 +175,26 @@ def _to_faiss(x: torch.Tensor) -> np.ndarray:
 
 
 class TritonNN:
-    """Fused matmul + argmax on CUDA (:func:`mast3r.matching.gpu.nn_search`); float32, ``dot`` only."""
+    """Fused matmul + argmax on CUDA (:func:`mast3r.matching.gpu.kernels.nn_search`); float32, ``dot``."""
 
     def __init__(self, db: torch.Tensor, dist: str = "dot") -> None:
         _check_dist(dist)
-        use_triton("triton", db, dist)  # raises with the reason where it cannot run
+        resolve_backend("triton", db, dist)  # raises with the reason where it cannot run
         self.db = db
 
     def query(self, queries: torch.Tensor) -> torch.Tensor:
         if len(queries) == 0 or len(self.db) == 0:
             return torch.full((len(queries),), -1, dtype=torch.int64, device=queries.device)
+        from mast3r.matching.gpu.kernels import nn_search
+
         return nn_search(queries, self.db)
 
 
 def make_index(db: torch.Tensor, backend: str = "auto", dist: str = "dot",
                block_size: int | None = 2**13) -> NNIndex:
-    """An :class:`NNIndex` over ``db`` (N, D) for the given backend name."""
-    backend = resolve_backend(backend)
+    """An :class:`NNIndex` over ``db`` (N, D) for the given backend name (``auto``: see
+    :func:`~mast3r.matching.backend.resolve_backend`)."""
+    backend = resolve_backend(backend, db, dist)
     if backend == "faiss":
         return FaissNN(db, dist)
     if backend == "triton":
@@ -241,7 +238,9 @@ def mutual_nearest_neighbours(a: torch.Tensor, b: torch.Tensor, *, backend: str 
     if na == 0 or nb == 0:
         return (torch.full((na,), -1, dtype=torch.int64, device=dev),
                 torch.full((nb,), -1, dtype=torch.int64, device=dev))
-    if use_triton(backend, a, dist):
+    if resolve_backend(backend, a, dist) == "triton":
+        from mast3r.matching.gpu.dense import dense_mutual_nn_device
+
         return dense_mutual_nn_device(a, b)
     bs = max(na, nb) if block_size is None or na * nb <= block_size * block_size else block_size
     best_a = torch.full((na,), -torch.inf, dtype=a.dtype, device=dev)

@@ -12,7 +12,7 @@ import torch
 from benchmarks.timing import smooth_descriptor_pair
 from benchmarks.timing_suite import profile_call
 from mast3r.matching import grid_seeds
-from mast3r.matching.gpu_frm import DeviceFRM
+from mast3r.matching.gpu.frm import DeviceFRM
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import PIL.Image
 import pytest
 import torch
 
-import benchmarks.pair_match as match_cmd
+import mast3r.weights
 from benchmarks.cli import main
 from mast3r.matching import border_filter, fast_reciprocal_nn
 from mast3r.model import PairOutput, ViewOutput
@@ -108,6 +108,13 @@ class PatchModel:
     def __call__(self, img0: torch.Tensor, img1: torch.Tensor, autocast_dtype=None) -> PairOutput:
         return PairOutput(self._view(img0), self._view(img1))
 
+    # the engine's forward: encode once, then decoders/heads (here: the same patch projection)
+    def encode_pair(self, img0: torch.Tensor, img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return img0, img1
+
+    def forward_encoded(self, enc0: torch.Tensor, enc1: torch.Tensor, autocast_dtype=None) -> PairOutput:
+        return self(enc0, enc1, autocast_dtype)
+
 
 def test_match_coarse_to_fine_glue_with_shifted_images(tmp_path, monkeypatch):
     """Image 1 = image 0 rolled by (64, 40) px. Coarse at half resolution and fine on crops of the
@@ -118,7 +125,7 @@ def test_match_coarse_to_fine_glue_with_shifted_images(tmp_path, monkeypatch):
     paths = [tmp_path / "a.png", tmp_path / "b.png"]
     for path, img in zip(paths, (img0, img1)):
         PIL.Image.fromarray(img).save(path)
-    monkeypatch.setattr(match_cmd, "load_model", lambda *a, **k: PatchModel())
+    monkeypatch.setattr(mast3r.weights, "load_model", lambda *a, **k: PatchModel())  # the engine's loader
     base = ["match", "--checkpoint", str(tmp_path / "unused.pth"), *map(str, paths), "--size", "200",
             "--device", "cpu"]
     assert main([*base, "--out", str(tmp_path / "coarse.npz")]) == 0
@@ -146,3 +153,25 @@ def test_match_prints_a_one_line_summary(tmp_path, capsys):
     assert main(["match", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--matcher", "random",
                  "--opt", "num_matches=12", "--out", str(out)]) == 0
     assert capsys.readouterr().out.strip() == f"{len(np.load(out)['conf'])} matches -> {out}"
+
+
+def test_legacy_defaults_are_the_parsers_and_map_onto_the_engine():
+    """The legacy flags' defaults live once (LegacyOptions); the parser and --matcher's check use them."""
+    import argparse
+
+    from benchmarks.commands import match as match_cli
+    from benchmarks.pair_match import engine_options
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    match_cli.register(sub)
+    args = sub.choices["match"].parse_args(["a.png", "b.png", "--out", "m.npz"])
+    opts = match_cli.LegacyOptions.from_args(args)
+    assert opts == match_cli.LegacyOptions() and opts.changed_flags() == []
+    argv = ["a.png", "b.png", "--out", "m.npz", "--c2f-window", "256", "--dense"]
+    args = sub.choices["match"].parse_args(argv)
+    assert match_cli.LegacyOptions.from_args(args).changed_flags() == ["--c2f-window", "--dense"]
+    precision, frm, c2f = engine_options(match_cli.LegacyOptions(amp="bf16", subsample=4, coarse_to_fine=True,
+                                                                  c2f_window=256, c2f_batch=4))
+    assert precision == "bf16" and (frm.subsample, frm.border, frm.dense) == (4, 3, False)
+    assert c2f is not None and (c2f.window_size, c2f.max_batch) == (256, 4)
+    assert engine_options(match_cli.LegacyOptions())[2] is None

@@ -7,10 +7,10 @@ import pytest
 
 from benchmarks.cli import main
 from benchmarks.config import ConfigError
-from benchmarks.matchers._network import PairNetwork
 from benchmarks.matchers.mast3r import make_random_checkpoint
 from benchmarks.sweep import SPEED_COLUMNS, expand_grid, pair_stats, parse_grid, run_sweep, sweep_table
 from benchmarks.types import Record
+from mast3r.engine.network import PairNetwork
 
 
 def test_parse_and_expand_grid():

@@ -170,3 +170,16 @@ def test_cli_choices_mirror_the_implementation() -> None:
     from mast3r.fast import COMPILE_CHOICES
 
     assert time_cmd.DTYPES == DTYPES and time_cmd.COMPILE_CHOICES == COMPILE_CHOICES
+
+
+def test_time_variants_use_the_engines_fast_options():
+    """``time`` builds the fast path with the same rule as the matcher config (one rule, the engine's)."""
+    from benchmarks.matchers.mast3r import Mast3rConfig
+    from benchmarks.timing_suite import ForwardVariant
+
+    for precision, compile_, gelu in (("bf16", "none", "erf"), ("fp16", "blocks", "tanh-fused")):
+        cfg = Mast3rConfig(checkpoint="x.pth", precision=precision, fast=True, compile=compile_, gelu=gelu)
+        variant = ForwardVariant(precision, fast=True, compile=compile_, gelu=gelu)
+        assert variant.options() == cfg.fast_options()
+    assert ForwardVariant("bf16").amp() is torch.bfloat16 and ForwardVariant("tf32").amp() is None
+    assert ForwardVariant("bf16", fast=True).amp() is None

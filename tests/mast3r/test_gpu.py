@@ -11,9 +11,10 @@ from benchmarks.timing import smooth_descriptor_pair, smooth_image_pairs
 from benchmarks.timing_suite import accuracy
 from mast3r.fast import CudaGraphForward, FastOptions, make_fast
 from mast3r.matching import dense_reciprocal_nn, fast_reciprocal_nn, grid_seeds
-from mast3r.matching.gpu import nn_search
-from mast3r.matching.gpu_frm import DeviceFRM, frm_device
-from mast3r.matching.gpu_screened import ScreenConfig, screened_mutual_nn, screened_nn
+from mast3r.matching.gpu.dense import screened_mutual_nn
+from mast3r.matching.gpu.frm import DeviceFRM, frm_device
+from mast3r.matching.gpu.kernels import nn_search
+from mast3r.matching.gpu.screen import ScreenConfig, screened_nn
 from mast3r.model import Mast3r
 
 pytestmark = pytest.mark.gpu
@@ -163,7 +164,7 @@ def _fp64_argmax(q: torch.Tensor, db: torch.Tensor, block: int = 8192) -> tuple[
 def test_screened_dense_on_full_size_maps_is_the_float64_argmax():
     d0, d1 = smooth_descriptor_pair((384, 512), 24, seed=3)
     f0, f1 = d0.cuda().reshape(-1, 24), d1.cuda().reshape(-1, 24)
-    from mast3r.matching.gpu import dense_mutual_nn_device
+    from mast3r.matching.gpu.dense import dense_mutual_nn_device
 
     screened = dense_mutual_nn_device(f0, f1)
     exhaustive = dense_mutual_nn_device(f0, f1, method="exhaustive")

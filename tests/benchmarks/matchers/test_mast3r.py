@@ -17,11 +17,11 @@ import torch
 
 from benchmarks.config import apply_overrides, execution_dict, execution_paths, field_paths
 from benchmarks.hashing import RunSpec
-from benchmarks.matchers._forward_cache import ForwardCache
-from benchmarks.matchers._network import PairNetwork
+from benchmarks.matchers._forward_cache import ForwardCache, prepare_view
 from benchmarks.matchers.mast3r import Mast3rConfig, Mast3rMatcher, make_random_checkpoint
 from benchmarks.store import RecordStore
 from benchmarks.types import View
+from mast3r.engine.network import PairNetwork
 from mast3r.matching import FRMConfig
 from mast3r.model import EncodedImages, PairOutput, ViewOutput
 
@@ -224,7 +224,7 @@ def test_tiny_checkpoint_end_to_end_and_match_command(tiny_checkpoint, ramps, tm
     z = np.load(out)
     assert {"pts0", "pts1", "conf", "xy0", "xy1", "pts3d0", "true_shape0", "orig_size1"} <= set(z.files)
     np.testing.assert_allclose(z["pts0"], corrs.pts0, atol=1e-4)
-    prep = PairNetwork("", 64, "fp32", "cpu", model=RampModel()).prepare(view0)
+    prep = PairNetwork("", 64, "fp32", "cpu", model=RampModel()).prepare(view0.image_path)
     np.testing.assert_allclose(prep.net_to_orig(z["xy0"]), z["pts0"], atol=1e-3)
     assert z["true_shape0"].tolist() == [48, 64] and z["orig_size1"].tolist() == [128, 100]
 
@@ -325,7 +325,8 @@ def test_batch_focals_equal_the_single_estimate_and_survive_the_disk_cache(ramps
 
     view0, view1 = ramps
     net = PairNetwork("", 64, "fp32", "cpu", model=RampModel(), cache=ForwardCache(tmp_path / "fwd"))
-    preps = [(net.prepare(view0), net.prepare(view1)), (net.prepare(view1), net.prepare(view0))]
+    p0, p1 = prepare_view(net, view0), prepare_view(net, view1)
+    preps = [(p0, p1), (p1, p0)]
     fwds = net.forward_pairs(preps, need_own=True, batch_size=2)
     for f in fwds:
         assert f.focal0 == pytest.approx(estimate_focal(f.view0["pts3d"]), rel=1e-9, nan_ok=True)

@@ -1,5 +1,6 @@
-"""``PairNetwork`` (benchmarks/matchers/_network.py): the fast path (fp16/bf16 weights, forward-cache
-key, power-of-two batch padding, CUDA graphs) and the prepared-image cache."""
+"""The engine network (:class:`mast3r.engine.network.PairNetwork`) as the matchers use it: the fast
+path (fp16/bf16 weights, forward-cache key, power-of-two batch padding, CUDA graphs) and the
+prepared-image cache."""
 
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ import torch
 from PIL import Image
 
 from benchmarks.config import apply_overrides
-from benchmarks.matchers._forward_cache import ForwardCache
-from benchmarks.matchers._network import PairNetwork
+from benchmarks.matchers._forward_cache import ForwardCache, prepare_view
 from benchmarks.matchers.mast3r import Mast3rConfig, Mast3rMatcher
 from benchmarks.types import View
+from mast3r.engine.network import PairNetwork
 
 
 def test_fast_network_on_cpu(tiny_checkpoint, ramps, monkeypatch):
@@ -31,7 +32,7 @@ def test_fast_network_on_cpu(tiny_checkpoint, ramps, monkeypatch):
     assert slow.network.model_key == legacy.model_key
     assert fast.network.model.backbone_dtype == torch.bfloat16
     pairs = [(view0, view1), (view1, view0), (view0, view0)]
-    preps = [(slow.network.prepare(a), slow.network.prepare(b)) for a, b in pairs]
+    preps = [(prepare_view(slow.network, a), prepare_view(slow.network, b)) for a, b in pairs]
     ref = slow.network.forward_pairs(preps, need_own=True, batch_size=2)
     batches = []
     real_run = PairNetwork.run
@@ -72,7 +73,7 @@ def test_fast_graphed_network_on_cuda(tiny_checkpoint, ramps):
                             forward_cache=ForwardCache(None))
     assert graphed.network.fixed_batch and not plain.network.fixed_batch
     pairs = [(view0, view1), (view1, view0), (view0, view0)]
-    preps = [(plain.network.prepare(a), plain.network.prepare(b)) for a, b in pairs]
+    preps = [(prepare_view(plain.network, a), prepare_view(plain.network, b)) for a, b in pairs]
     ref = plain.network.forward_pairs(preps, need_own=True, batch_size=2)
     got = graphed.network.forward_pairs(preps, need_own=True, batch_size=2)
     assert len(graphed.network._graphs) == 2  # batches of 2 and 1 pairs: one capture each
@@ -90,12 +91,12 @@ def test_fast_graphed_network_on_cuda(tiny_checkpoint, ramps):
 def test_prepared_images_are_reused_until_the_file_changes(ramps, tmp_path):
     view0, _ = ramps
     net = PairNetwork("", 64, "fp32", "cpu", model=object(), cache=ForwardCache(None))  # model unused
-    first = net.prepare(view0)
-    assert net.prepare(view0) is first
+    first = prepare_view(net, view0)
+    assert prepare_view(net, view0) is first
     with Image.open(view0.image_path) as im:  # same size, new content and mtime
         im.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(view0.image_path)
     os.utime(view0.image_path, ns=(1, 1))
-    again = net.prepare(view0)
+    again = prepare_view(net, view0)
     assert again is not first and not np.array_equal(again.uint8, first.uint8)
     with pytest.raises(ValueError, match="no such image"):
-        net.prepare(View("gone", tmp_path / "gone.png", 8, 8))
+        prepare_view(net, View("gone", tmp_path / "gone.png", 8, 8))

@@ -9,7 +9,7 @@ import torch
 
 from benchmarks.timing import smooth_descriptor_pair
 from mast3r.matching import fast_reciprocal_nn, grid_seeds
-from mast3r.matching.gpu_frm import DeviceFRMPool, frm_device
+from mast3r.matching.gpu.frm import DeviceFRMPool, frm_device
 
 pytestmark = pytest.mark.gpu
 

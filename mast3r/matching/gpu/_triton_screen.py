@@ -1,8 +1,8 @@
-"""Triton kernels of the fp16 screen with a certified margin (:mod:`mast3r.matching.gpu_screened`,
-:mod:`mast3r.matching.gpu_dense`): one-direction and joint (both directions) screens, thresholds
+"""Triton kernels of the fp16 screen with a certified margin (:mod:`mast3r.matching.gpu.screen`,
+:mod:`mast3r.matching.gpu.dense`): one-direction and joint (both directions) screens, thresholds
 and unit lists, candidate passes, and the candidate append shared with the FRM kernels.
 
-Conventions as in :mod:`mast3r.matching._triton_kernels` (which re-exports everything here):
+Conventions as in :mod:`mast3r.matching.gpu._triton_kernels` (which re-exports everything here):
 fp16 tables scaled by powers of two, databases transposed (DP, N) and padded with copies of their
 last column (so padding never raises a maximum), fp32 accumulation.
 """

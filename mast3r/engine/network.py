@@ -1,11 +1,14 @@
-"""The network half of :mod:`benchmarks.matchers._forward_cache`: :class:`PairNetwork` loads a
-MASt3R/DUSt3R checkpoint lazily and runs batched (optionally fast, CUDA-graphed) pair forwards
-through a :class:`~benchmarks.matchers._forward_cache.ForwardCache`.
+"""The engine's network: loads a MASt3R/DUSt3R checkpoint lazily and runs batched (optionally
+fast, CUDA-graphed) pair forwards, keyed for a forward store.
+
+A forward store is anything with ``get(key, need_own) -> PairForward | None`` and
+``put(key, forward)`` (the benchmark harness keeps one in memory and on disk); the default keeps
+nothing. Keys: :attr:`PairNetwork.model_key` (weights SHA-256, size, precision, fast options) and
+:meth:`PairNetwork.pair_key` (that and the SHA-256 of both image files, in order).
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
@@ -13,26 +16,38 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from benchmarks.matchers._forward_cache import (
-    PRECISIONS,
-    ForwardCache,
-    PairForward,
-    default_forward_cache,
-    file_sha256,
-)
+from mast3r.engine.forward import PRECISIONS, PairForward, amp_dtype, batch_focals, padded_batch, pair_forward
+from mast3r.engine.source import file_sha256, load_network
 from mast3r.lru import LRU
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from benchmarks.types import View
     from mast3r.fast import FastOptions
     from mast3r.preprocess import PreparedImage
 
-__all__ = ["PairNetwork"]
+__all__ = ["ForwardStore", "NoStore", "PairNetwork"]
 log = logging.getLogger(__name__)
+
+
+class ForwardStore(Protocol):
+    """Where :meth:`PairNetwork.forward_pairs` looks forwards up and keeps them."""
+
+    def get(self, key: str, need_own: bool = False) -> PairForward | None: ...
+
+    def put(self, key: str, fwd: PairForward) -> None: ...
+
+
+class NoStore:
+    """A forward store that keeps nothing (every forward runs)."""
+
+    def get(self, key: str, need_own: bool = False) -> PairForward | None:
+        return None
+
+    def put(self, key: str, fwd: PairForward) -> None:
+        return None
 
 
 class PairNetwork:
@@ -43,7 +58,7 @@ class PairNetwork:
         size: network long side (official preprocessing, ``mast3r.preprocess.load_image``).
         precision: one of :data:`PRECISIONS`.
         device: torch device of the model.
-        cache: forward cache (default :func:`default_forward_cache`).
+        cache: forward store (:class:`ForwardStore`; default :class:`NoStore`).
         model: an already built model (tests, sharing between matcher variants); ``checkpoint``
             is then only informative.
         fast: run :func:`mast3r.fast.make_fast` on the model (weights in ``fast.dtype``, no
@@ -52,6 +67,8 @@ class PairNetwork:
         cuda_graph: on a CUDA device, capture one CUDA graph per (input shapes, batch, focal pass)
             and replay it (:class:`mast3r.fast.CudaGraphForward`); at most :attr:`MAX_GRAPHS` are
             kept. Ignored on other devices.
+        square_ok: keep square images square (official preprocessing; no 4:3 crop). Part of the
+            model key when set.
 
     With ``cuda_graph`` or a compiled ``fast`` model a batch of n pairs is padded (copies of its last
     pair, outputs dropped) to the next power of two, at most ``batch_size``, so each image shape needs
@@ -64,13 +81,13 @@ class PairNetwork:
     sample is read and resized once."""
 
     def __init__(self, checkpoint: str, size: int, precision: str, device: Any, *,
-                 cache: ForwardCache | None = None, model: Any = None, fast: FastOptions | None = None,
-                 cuda_graph: bool = False) -> None:
+                 cache: ForwardStore | None = None, model: Any = None, fast: FastOptions | None = None,
+                 cuda_graph: bool = False, square_ok: bool = False) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.checkpoint, self.size, self.precision, self.device = checkpoint, size, precision, device
-        self.cache = cache if cache is not None else default_forward_cache()
-        self.fast, self.cuda_graph = fast, cuda_graph
+        self.cache: Any = cache if cache is not None else NoStore()
+        self.fast, self.cuda_graph, self.square_ok = fast, cuda_graph, square_ok
         self._model = model
         self._owned = model is None  # loaded here, so it may be converted in place
         self._converted = fast is None
@@ -100,6 +117,8 @@ class PairNetwork:
         text = f"weights={ident}\nsize={self.size}\nprecision={self.precision}"
         if self.fast is not None:  # absent for the autocast path: its existing cache entries stay valid
             text += f"\nfast={json.dumps(self.fast.describe(), sort_keys=True)}"
+        if self.square_ok:  # absent by default: existing cache entries stay valid
+            text += "\nsquare_ok=1"
         return hashlib.sha256(text.encode()).hexdigest()
 
     def pair_key(self, prep0: PreparedImage, prep1: PreparedImage) -> str:
@@ -111,11 +130,7 @@ class PairNetwork:
     @property
     def model(self) -> Any:
         if self._model is None:
-            from mast3r.weights import load_model
-
-            t0 = time.perf_counter()
-            self._model = load_model(self.checkpoint, device=self.device, compute_checksum=False)
-            log.info("loaded %s in %.1f s", self.checkpoint, time.perf_counter() - t0)
+            self._model = load_network(self.checkpoint, self.device)
         if not self._converted:
             from mast3r.fast import make_fast
 
@@ -130,38 +145,38 @@ class PairNetwork:
         return self.model.config
 
     # -- images -------------------------------------------------------------------------------------
-    def prepare(self, view: View) -> PreparedImage:
-        """Official preprocessing of ``view.image_path`` at ``size`` (LRU-cached, see
-        :attr:`PREPARED_ITEMS`); the stored size must match the view's ``width``/``height``."""
+    def prepare(self, path: str | os.PathLike, expect_size: tuple[int, int] | None = None,
+                name: str | None = None) -> PreparedImage:
+        """Official preprocessing of the image at ``path`` at ``size`` (LRU-cached, see
+        :attr:`PREPARED_ITEMS`); with ``expect_size`` the stored (width, height) must match it
+        (ValueError naming the file and ``name``, e.g. the view)."""
         from mast3r.preprocess import load_image
 
         try:
-            st = os.stat(view.image_path)
+            st = os.stat(path)
         except OSError:
-            return load_image(view.image_path, self.size)  # raises ImageLoadError naming the file
-        key = (str(view.image_path), st.st_size, st.st_mtime_ns)
-        prep = self._prepared.get_or(key, lambda: load_image(view.image_path, self.size))
-        if tuple(prep.orig_size) != (view.width, view.height):
-            raise ValueError(f"{view.image_path}: image is {prep.orig_size[0]}x{prep.orig_size[1]} pixels "
-                             f"but view {view.name!r} says {view.width}x{view.height}")
+            return load_image(path, self.size, self.square_ok)  # raises ImageLoadError naming the file
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        prep = self._prepared.get_or(key, lambda: load_image(path, self.size, self.square_ok))
+        if expect_size is not None and tuple(prep.orig_size) != tuple(expect_size):
+            raise ValueError(f"{path}: image is {prep.orig_size[0]}x{prep.orig_size[1]} pixels "
+                             f"but {name or 'the caller'} says {expect_size[0]}x{expect_size[1]}")
         return prep
 
     # -- forward ------------------------------------------------------------------------------------
     def _amp(self) -> Any:
-        import torch
-
         if self.fast is not None:  # weights already in the low-precision dtype: no autocast
             return None
-        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+        return amp_dtype(self.precision)
 
     def _graphed(self, img0: torch.Tensor, img1: torch.Tensor, need_own: bool) -> Any:
-        """Replay (capturing first) the graph of ``_pair_forward`` for these shapes; static outputs."""
+        """Replay (capturing first) the graph of ``pair_forward`` for these shapes; static outputs."""
         from mast3r.fast import CudaGraphForward
 
         key = (tuple(img0.shape), tuple(img1.shape), need_own)
 
         def capture() -> Any:
-            fn = functools.partial(_pair_forward, self.model, need_own=need_own, amp=self._amp())
+            fn = functools.partial(pair_forward, self.model, need_own=need_own, amp=self._amp())
             t0 = time.perf_counter()
             graph = CudaGraphForward(fn, img0, img1)
             log.info("captured a CUDA graph for %s in %.1f s", key, time.perf_counter() - t0)
@@ -185,7 +200,7 @@ class PairNetwork:
             if graphed:
                 out, back = self._graphed(img0, img1, need_own)
             else:
-                out, back = _pair_forward(model, img0, img1, need_own=need_own, amp=amp)
+                out, back = pair_forward(model, img0, img1, need_own=need_own, amp=amp)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         self.forward_calls += 1
@@ -196,7 +211,7 @@ class PairNetwork:
             return t.clone() if graphed else t
 
         own_pts = None if back is None else back.view0.pts3d[:n_pairs]
-        focals = _batch_focals(out.view0.pts3d[:n_pairs], own_pts)
+        focals = batch_focals(out.view0.pts3d[:n_pairs], own_pts)
         results = []
         for b in range(n_pairs):
             v0 = {k: take(t, b) for k, t in out.view0.items()}
@@ -212,8 +227,9 @@ class PairNetwork:
         """Cached forwards of prepared pairs; misses of equal shapes are batched by ``batch_size``."""
         from mast3r.preprocess import stack_images
 
-        keys = [self.pair_key(a, b) for a, b in preps]
-        results: list[PairForward | None] = [self.cache.get(k, need_own) for k in keys]
+        stored = not isinstance(self.cache, NoStore)  # without a store, pairs are neither hashed nor kept
+        keys = [self.pair_key(a, b) if stored else "" for a, b in preps]
+        results: list[PairForward | None] = [self.cache.get(k, need_own) if stored else None for k in keys]
         groups: dict[tuple, list[int]] = {}
         for i, hit in enumerate(results):
             if hit is None:
@@ -222,47 +238,12 @@ class PairNetwork:
         for idx in groups.values():
             for start in range(0, len(idx), max(1, batch_size)):
                 chunk = idx[start:start + max(1, batch_size)]
-                padded = chunk + chunk[-1:] * (_padded_batch(len(chunk), batch_size) - len(chunk)) \
+                padded = chunk + chunk[-1:] * (padded_batch(len(chunk), batch_size) - len(chunk)) \
                     if self.fixed_batch else chunk
                 img0 = stack_images([preps[i][0] for i in padded])
                 img1 = stack_images([preps[i][1] for i in padded])
                 for i, fwd in zip(chunk, self.run(img0, img1, need_own, n_pairs=len(chunk))):
-                    self.cache.put(keys[i], fwd)
+                    if stored:
+                        self.cache.put(keys[i], fwd)
                     results[i] = fwd
         return [r for r in results if r is not None]
-
-
-def _padded_batch(n: int, batch_size: int) -> int:
-    """Batch size that ``n`` pairs are padded to with a fixed-batch network: the next power of two,
-    at most ``batch_size`` (so at most ~log2(batch_size) graphs / compiled shapes per image size, and
-    a lone pair is not run 8 times)."""
-    return max(n, min(batch_size, 1 << (n - 1).bit_length()))
-
-
-def _pair_forward(model: Any, img0: torch.Tensor, img1: torch.Tensor, *, need_own: bool,
-                  amp: torch.dtype | None) -> tuple[Any, Any]:
-    """``(out, back)``: the pair's :class:`~mast3r.model.PairOutput` and, with ``need_own``, the
-    swapped pair's (view 1 first; the encoder output is reused), else None. No host sync."""
-    import torch
-
-    ctx = torch.autocast(img0.device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
-    with ctx:
-        enc0, enc1 = model.encode_pair(img0, img1)
-    out = model.forward_encoded(enc0, enc1, autocast_dtype=amp)
-    back = model.forward_encoded(enc1, enc0, autocast_dtype=amp) if need_own else None
-    return out, back
-
-
-def _batch_focals(pts0: torch.Tensor, pts1: torch.Tensor | None) -> tuple[list[float], list[float | None]]:
-    """Weiszfeld focals (network pixels) of a batch of view-0 pointmaps (B, H, W, 3) and of the
-    swapped pass's view-0 maps (or None): a few dozen launches and one host read for the batch."""
-    import torch
-
-    from mast3r.geometry import estimate_focals_torch
-
-    if pts1 is None:
-        return estimate_focals_torch(pts0).tolist(), [None] * len(pts0)
-    if pts1.shape == pts0.shape:
-        vals = estimate_focals_torch(torch.cat((pts0, pts1))).tolist()
-        return vals[: len(pts0)], vals[len(pts0) :]
-    return estimate_focals_torch(pts0).tolist(), estimate_focals_torch(pts1).tolist()

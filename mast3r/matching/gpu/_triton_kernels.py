@@ -1,10 +1,11 @@
 """Triton kernels for GPU nearest-neighbour search and sync-free Fast Reciprocal Matching.
 
-Imported lazily by :mod:`mast3r.matching.gpu` (only where Triton and a CUDA device exist, or under
-``TRITON_INTERPRET=1`` for CPU testing). Conventions: descriptor tables are float32, padded with
-zeros from D to ``DP`` (a power of two >= 16; the padding adds exact zeros to every dot product);
-databases are stored transposed, (DP, N) contiguous, so that a tile of BN columns loads coalesced.
-Scores are fp32 dot products; on exact ties the lowest database index wins everywhere.
+Imported lazily by :func:`mast3r.matching.gpu.kernels.load_kernels` (only where Triton and a CUDA
+device exist, or under ``TRITON_INTERPRET=1`` for CPU testing). Conventions: descriptor tables are
+float32, padded with zeros from D to ``DP`` (a power of two >= 16; the padding adds exact zeros to
+every dot product); databases are stored transposed, (DP, N) contiguous, so that a tile of BN
+columns loads coalesced. Scores are fp32 dot products; on exact ties the lowest database index
+wins everywhere.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from mast3r.matching._triton_screen import (  # noqa: F401 - re-exported: gpu._kernels() serves both
+from mast3r.matching.gpu._triton_screen import (  # noqa: F401 - re-exported: gpu.kernels.load_kernels() serves both
     _append_hits,
     screen_candidates_kernel,
     screen_max2_kernel,

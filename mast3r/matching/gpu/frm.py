@@ -4,29 +4,28 @@
 iterations and masked updates: the active set is compacted on the GPU each half-step, kernels of
 converged steps exit at once, and the host reads the result once at the end. Each NN step is by
 default ``precision="screened"`` (fp16 tensor-core screen with a certified error margin, float64
-re-check of the survivors, :class:`~mast3r.matching.gpu_screened.ScreenedFRMStep`); ``"ieee"`` is
-the exhaustive fp32 kernel of :mod:`mast3r.matching.gpu`.
+re-check of the survivors, :class:`~mast3r.matching.gpu.screen.ScreenedFRMStep`); ``"ieee"`` is
+the exhaustive fp32 kernel of :mod:`mast3r.matching.gpu.kernels`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from mast3r.lru import LRU
-from mast3r.matching.gpu import PRECISIONS, _kernels, _multiprocessors, _pad_dim
-
-if TYPE_CHECKING:  # pragma: no cover
-    from mast3r.matching.gpu_screened import ScreenedFRMStep
+from mast3r.matching.gpu.kernels import PRECISIONS, load_kernels
+from mast3r.matching.gpu.screen import ScreenedFRMStep
+from mast3r.matching.gpu.tables import multiprocessors, pad_dim
 
 __all__ = ["FRM_PRECISIONS", "FRM_BLOCK", "DeviceFRM", "DeviceFRMPool", "DeviceFRMResult", "frm_device"]
 
 FRM_PRECISIONS = (*PRECISIONS, "screened")
 """FRM adds ``screened``: fp16 tensor-core screen + float64 re-check of the survivors (exact; see
-:mod:`mast3r.matching.gpu_screened`)."""
+:mod:`mast3r.matching.gpu.screen`)."""
 FRM_BLOCK = (128, 64, 8)
 """Block of the FRM loop (fastest exact-fp32 configuration tried on an H200)."""
 
@@ -104,7 +103,7 @@ class DeviceFRM:
             block,
         )
         self.seeds = seeds.to(torch.int64)
-        dp = _pad_dim(dim)
+        dp = pad_dim(dim)
         f32: dict[str, Any] = dict(dtype=torch.float32, device=dev)
         self.t0, self.t1 = torch.zeros((n0, dp), **f32), torch.zeros((n1, dp), **f32)
         n = len(seeds)
@@ -116,11 +115,9 @@ class DeviceFRM:
         self.counts = torch.zeros(2 * max_iter, dtype=torch.int64, device=dev)
         # one 1-D grid of ~4 programs per multiprocessor; the kernels split the database among them
         # according to the active-set size they read on the device (frm_splits)
-        self.n_programs = 4 * _multiprocessors(dev)
+        self.n_programs = 4 * multiprocessors(dev)
         self.screen: ScreenedFRMStep | None = None
         if precision == "screened":
-            from mast3r.matching.gpu_screened import ScreenedFRMStep
-
             self.screen = ScreenedFRMStep(self.t0, self.t1, dim, n, block[1])
         else:  # the exhaustive kernels: transposed databases and per-split partial results
             self.dbt0, self.dbt1 = torch.zeros((dp, n0), **f32), torch.zeros((dp, n1), **f32)
@@ -153,7 +150,7 @@ class DeviceFRM:
             self.dbt1.copy_(self.t1.T)
 
     def _enqueue(self) -> None:
-        k = _kernels()
+        k = load_kernels()
         bq, bn, warps = self.block
         n = len(self.seeds)
         self.xy0.copy_(self.seeds)

@@ -4,7 +4,7 @@ re-check of the few survivors (``method="screened"`` of the dense GPU path).
 For every query row ``a`` the best database row under the *exact* score ``a . b`` is found in
 three steps, none of which materialises the (Q, N) score matrix:
 
-1. **screen** (:func:`~mast3r.matching._triton_kernels.screen_max_kernel`): ``m_a``, the largest
+1. **screen** (:func:`~mast3r.matching.gpu._triton_kernels.screen_max_kernel`): ``m_a``, the largest
    fp16 tensor-core score of ``a`` (inputs scaled by a power of two into fp16 range, fp32
    accumulation), one max per score;
 2. **candidates**: every database row whose fp16 score is >= ``m_a - 2 e_a``, where ``e_a`` bounds
@@ -19,8 +19,9 @@ The result is the float64 argmax of the float32 descriptors (what a float32 GEMM
 where two candidates are within float32 rounding of each other). On smooth 24-d maps ~2-3
 candidates survive per query.
 
-:func:`screened_nn` searches one direction; :func:`screened_mutual_nn` both, with one screen whose
-score tiles feed the row and the column maxima at once (:mod:`mast3r.matching.gpu_dense`).
+:func:`screened_nn` searches one direction; :func:`~mast3r.matching.gpu.dense.screened_mutual_nn`
+both, with one screen whose score tiles feed the row and the column maxima at once
+(:mod:`mast3r.matching.gpu.dense`).
 """
 
 from __future__ import annotations
@@ -31,16 +32,16 @@ from typing import Any
 
 import torch
 
-from mast3r.matching.gpu import _kernels, _pad_dim, nn_search
+from mast3r.matching.gpu.kernels import load_kernels, nn_search
+from mast3r.matching.gpu.tables import margins, pad_dim, pow2_scale, write_fp16
 
 __all__ = [
     "ScreenedFRMStep",
     "ScreenConfig",
     "SCREEN_CONFIG",
     "ScreenStats",
-    "score_error_bound",
     "screened_nn",
-    "screened_mutual_nn",
+    "recheck",
 ]
 
 
@@ -75,9 +76,7 @@ SCREEN_CONFIG = ScreenConfig()
 """Default shape (fastest of those tried on an H200, results/perf/)."""
 MAX_CANDIDATES_PER_QUERY = 64
 """Beyond this many survivors per query (on average) the search falls back to the exhaustive
-float32 kernel (:func:`~mast3r.matching.gpu.nn_search`)."""
-_U16 = 2.0**-11  # fp16 unit roundoff (round to nearest)
-_TINY16 = 2.0**-25  # half the spacing of fp16 subnormals: absolute rounding error below 2**-14
+float32 kernel (:func:`~mast3r.matching.gpu.kernels.nn_search`)."""
 
 
 @dataclass(frozen=True)
@@ -90,65 +89,28 @@ class ScreenStats:
     units: int
 
 
-def score_error_bound(norm_q: torch.Tensor, norm_db_max: float | torch.Tensor, dim: int) -> torch.Tensor:
-    """Bound on ``|fp16 score - exact score|`` for queries of norms ``norm_q`` against database
-    rows of norm <= ``norm_db_max`` (both already scaled into [-1, 1] per element).
-
-    Each input rounds to fp16 with error <= u|x| + 2^-25 (u = 2^-11; the second term covers
-    subnormals); products of fp16 numbers are exact in fp32 and a K-term fp32 accumulation (any
-    order, truncating or rounding) adds <= K 2^-23 of the summed magnitudes. With Cauchy-Schwarz
-    (sum |a_k b_k| <= |a| |b|, |a|_1 <= sqrt(K) |a|) the per-score error is at most
-    ``c1 |a| |b| + c2 (|a| + |b|) + c3``; a 10% slack covers the rounding of the bound itself.
-    """
-    c1 = 2 * _U16 + _U16**2 + dim * 2.0**-23 * (1 + 3 * _U16)
-    c2 = math.sqrt(dim) * _TINY16 * (1 + _U16) * (1 + dim * 2.0**-23)
-    c3 = dim * (_TINY16**2) * 4
-    return 1.1 * (c1 * norm_q * norm_db_max + c2 * (norm_q + norm_db_max) + c3)
-
-
-def _pow2_scale(x: torch.Tensor) -> torch.Tensor:
-    """``x`` times the power of two that brings max |x| into (0.5, 1] (exact in float32; all-zero
-    ``x`` unchanged). Device ops only: no host synchronisation."""
-    peak = x.abs().amax()
-    return x * torch.where(peak > 0, torch.exp2(-torch.ceil(torch.log2(peak))), torch.ones_like(peak))
-
-
-def _write_fp16(x: torch.Tensor, rows: torch.Tensor | None, cols: torch.Tensor) -> None:
-    """Scaled (N, DP) float32 ``x`` into fp16 ``rows`` (N, DP) and ``cols`` (DP, >= N) transposed,
-    whose columns past N repeat column N-1 (a repeated column never raises a maximum)."""
-    if rows is not None:
-        rows.copy_(x)
-    cols[:, : len(x)].copy_(x.T)
-    cols[:, len(x) :].copy_(x[-1:].T)
-
-
-def _margins(q: torch.Tensor, db: torch.Tensor, dim: int) -> torch.Tensor:
-    """Per query row of scaled ``q``: twice the fp16 score error bound against scaled ``db``."""
-    return 2 * score_error_bound(q.norm(dim=1), db.norm(dim=1).amax(), dim)
-
-
 class _Tables:
     """fp16 query table (nq, DP) and transposed database (DP, nb_pad), scaled, with the split plan."""
 
     def __init__(self, q: torch.Tensor, db: torch.Tensor, cfg: ScreenConfig) -> None:
         bm, bn, split_cols = cfg.bm, cfg.bn, cfg.split_cols
         self.nq, self.nb, dim = len(q), len(db), q.shape[1]
-        self.dp = _pad_dim(dim)
+        self.dp = pad_dim(dim)
         self.per = max(bn, math.ceil(split_cols / bn) * bn)
         self.n_split = math.ceil(self.nb / self.per)
         self.nb_pad = self.n_split * self.per
         self.qblocks = math.ceil(self.nq / bm)
         pad = (0, self.dp - dim)
-        qs = torch.nn.functional.pad(_pow2_scale(q.float()), pad)
-        ds = torch.nn.functional.pad(_pow2_scale(db.float()), pad)
+        qs = torch.nn.functional.pad(pow2_scale(q.float()), pad)
+        ds = torch.nn.functional.pad(pow2_scale(db.float()), pad)
         self.a = qs.half()
         self.bt = torch.empty((self.dp, self.nb_pad), dtype=torch.float16, device=q.device)
-        _write_fp16(ds, None, self.bt)
-        self.margin = _margins(qs, ds, dim)
+        write_fp16(ds, None, self.bt)
+        self.margin = margins(qs, ds, dim)
 
 
 class ScreenedFRMStep:
-    """Buffers and launches of the screened FRM half-step inside :class:`~mast3r.matching.gpu_frm.DeviceFRM`.
+    """Buffers and launches of the screened FRM half-step inside :class:`~mast3r.matching.gpu.frm.DeviceFRM`.
 
     Per half-step, after the engine's compaction of the active set (all sync-free, graph-capturable):
     screen (fp16 maxima per chunk of ``CHUNK_TILES`` tiles and overall), thresholds, candidate pass
@@ -184,11 +146,11 @@ class ScreenedFRMStep:
 
     def load(self) -> None:
         """From the engine's float32 tables: scaled fp16 copies, padded transposes, error margins."""
-        scaled = [_pow2_scale(t) for t in self.f32]
+        scaled = [pow2_scale(t) for t in self.f32]
         for x, h, ht in zip(scaled, self.h, self.ht):
-            _write_fp16(x, h, ht)
-        self.margin[0].copy_(_margins(scaled[0], scaled[1], self.dim))
-        self.margin[1].copy_(_margins(scaled[1], scaled[0], self.dim))
+            write_fp16(x, h, ht)
+        self.margin[0].copy_(margins(scaled[0], scaled[1], self.dim))
+        self.margin[1].copy_(margins(scaled[1], scaled[0], self.dim))
 
     def reset(self) -> None:
         """Before the first half-step (enqueued, so a captured graph repeats it)."""
@@ -200,7 +162,7 @@ class ScreenedFRMStep:
         nact: torch.Tensor, active: torch.Tensor, n_programs: int,
     ) -> None:  # fmt: skip
         """Launches of one half-step (queries: view ``half`` at rows ``src[order[:nact]]``)."""
-        k = _kernels()
+        k = load_kernels()
         q, d, n = half, 1 - half, len(self.thr)
         a, bt, n_db, dp, bn, ct = self.h[q], self.ht[d], len(self.h[d]), self.dp, self.bn, self.CHUNK_TILES
         bq, block = 64, 1024
@@ -244,7 +206,7 @@ def screened_nn(
     """
     if len(queries) == 0 or len(db) == 0:
         raise ValueError(f"screened_nn needs non-empty inputs, got {len(queries)} queries, {len(db)} rows")
-    k = _kernels()
+    k = load_kernels()
     bm, bn, warps, stages = config.bm, config.bn, config.warps, config.stages
     t = _Tables(queries, db, config)
     dev = queries.device
@@ -279,13 +241,13 @@ def screened_nn(
             nn = nn_search(queries.float(), db.float())
             return (nn, ScreenStats(n_cand, len(unit_q), t.n_split * t.qblocks)) if return_stats else nn
         cap = n_cand  # more survivors than the first buffer held: scan again with room for all
-    nn = _recheck(queries, db, cand_q[:n_cand].long(), cand_d[:n_cand].long())
+    nn = recheck(queries, db, cand_q[:n_cand].long(), cand_d[:n_cand].long())
     if return_stats:
         return nn, ScreenStats(n_cand, len(unit_q), t.n_split * t.qblocks)
     return nn
 
 
-def _recheck(
+def recheck(
     queries: torch.Tensor, db: torch.Tensor, cq: torch.Tensor, cd: torch.Tensor, chunk: int = 1 << 22
 ) -> torch.Tensor:
     """Exact (float64) winner per query among candidate pairs (cq, cd); lowest index on ties."""
@@ -298,15 +260,3 @@ def _recheck(
     win = score == best[cq]
     nn = torch.full((len(queries),), len(db), dtype=torch.int64, device=cq.device)
     return nn.scatter_reduce_(0, cq[win], cd[win], "amin")
-
-
-def screened_mutual_nn(
-    f0: torch.Tensor, f1: torch.Tensor, *, config: ScreenConfig = SCREEN_CONFIG, return_stats: bool = False
-) -> Any:
-    """(nn01 (N0,), nn10 (N1,)) int64: exact (float64, lowest index on ties) nearest neighbour of
-    every row both ways, from ONE fp16 screen of f0 (N0, D) x f1 (N1, D) float32 (CUDA) for both
-    directions (:func:`mast3r.matching.gpu_dense.joint_mutual_nn`); with ``return_stats`` also
-    (stats01, stats10) :class:`ScreenStats`. One host synchronisation (the candidate counts)."""
-    from mast3r.matching.gpu_dense import joint_mutual_nn
-
-    return joint_mutual_nn(f0, f1, config=config, return_stats=return_stats)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mast3r.matching.gpu_dense import _JointTables
-from mast3r.matching.gpu_screened import ScreenConfig, _margins, _pow2_scale, _Tables, score_error_bound
+from mast3r.matching.gpu.dense import _JointTables
+from mast3r.matching.gpu.screen import ScreenConfig, _Tables
+from mast3r.matching.gpu.tables import margins, pow2_scale, score_error_bound
 
 
 def _fp16_scores(q: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
@@ -20,7 +21,7 @@ def test_bound_covers_fp16_error_and_is_tight():
         q = torch.randn(300, 24, generator=gen)
         db = torch.randn(2000, 24, generator=gen)
         q, db = q / q.norm(dim=1, keepdim=True) * scale, db / db.norm(dim=1, keepdim=True)
-        q, db = _pow2_scale(q), _pow2_scale(db)
+        q, db = pow2_scale(q), pow2_scale(db)
         err = (_fp16_scores(q, db) - q.double() @ db.double().T).abs()
         bound = score_error_bound(q.norm(dim=1), float(db.norm(dim=1).max()), 24).double()
         assert (err <= bound[:, None]).all()
@@ -37,11 +38,11 @@ def test_bound_grows_with_norms_and_dimension():
 
 def test_pow2_scale_is_exact_and_in_fp16_range():
     x = torch.tensor([[3.0e5, -1.0], [2.0, 0.5]])
-    y = _pow2_scale(x)
+    y = pow2_scale(x)
     ratio = y / x
     assert torch.all(ratio == ratio[0, 0]) and float(torch.log2(ratio[0, 0])).is_integer()
     assert 0.5 < float(y.abs().max()) <= 1.0
-    assert torch.equal(_pow2_scale(torch.zeros(2, 3)), torch.zeros(2, 3))
+    assert torch.equal(pow2_scale(torch.zeros(2, 3)), torch.zeros(2, 3))
 
 
 def test_tables_pad_with_the_last_column_and_zero_dims():
@@ -80,5 +81,5 @@ def test_joint_tables_pad_with_copies_and_share_the_scaled_space():
     t.second_side()
     assert torch.equal(t.bt0, t.a0.T) and torch.equal(t.a1, t.bt1[:, :300].T)
     # each side scaled by its own power of two; margins as for the two single directions
-    assert torch.equal(t.margin0, _margins(t.s0, t.s1, 24)) and t.margin0.shape == (100,)
-    assert torch.equal(t.margin1, _margins(t.s1, t.s0, 24)) and t.margin1.shape == (300,)
+    assert torch.equal(t.margin0, margins(t.s0, t.s1, 24)) and t.margin0.shape == (100,)
+    assert torch.equal(t.margin1, margins(t.s1, t.s0, 24)) and t.margin1.shape == (300,)
