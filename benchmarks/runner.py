@@ -31,6 +31,8 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
   by pair count; each rank appends to its own shard and rank 0 merges them in sample order (see
   :mod:`benchmarks.distributed`): same run, same records and summary as one process. Any run, of
   any world size, first folds in the shards an earlier job left.
+* **Pipelining.** ``execution`` (``run --workers N``): solve + evaluate in N threads while the next
+  samples are matched, records still appended in sample order (:mod:`benchmarks.pipeline`).
 * **Batching.** Cache misses go to the matcher's ``match_many`` (when it has one) in chunks of its
   ``config.batch_size`` pairs; consecutive samples of fewer pairs are matched together, so a kill
   loses at most that group's samples (:mod:`benchmarks.sample_matching`).
@@ -43,8 +45,7 @@ It is the only writer of ``results/`` (layout in :mod:`benchmarks.store`). Seman
 * **Assembly.** :func:`build_run` (registries, configs, data root, device: :mod:`benchmarks.run_build`)
   is the one way ``run``, ``sweep`` and the tests' :func:`run_benchmark` build a runner.
 
-Testing hook: ``MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE=<seconds>`` sleeps before each sample (used by the
-SIGKILL test to land the kill mid-run).
+Testing hook: ``MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE=<seconds>`` sleeps before each sample (the SIGKILL tests).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ from benchmarks.distributed import RunPlan
 from benchmarks.fingerprint import FileHashCache, sample_fingerprint, verify_records
 from benchmarks.hashing import RunSpec, dataset_checksum
 from benchmarks.manifest import base_manifest, device_info, now_iso, precision_flags
+from benchmarks.pipeline import SERIAL, Execution, scored_records
 from benchmarks.progress import ProgressLines
 from benchmarks.run_build import assemble
 from benchmarks.run_errors import (
@@ -136,14 +138,16 @@ class Runner:
         retry_failed: recompute the samples of method-failure records too (data errors always are).
         progress: tqdm bar (None: only on a terminal; under torchrun on rank 0 only).
         comm: this rank's :class:`benchmarks.distributed.Comm` under torchrun (None: one process).
+        execution: solver threads (:class:`benchmarks.pipeline.Execution`; default serial): manifest only.
     """
 
     def __init__(self, adapter: BenchmarkAdapter, matcher: Matcher, adapter_config: Any,
                  estimator_config: Any, *, results_root: Path, data_root: Path, bench: str | None = None,
                  matcher_name: str | None = None, seed: int = 0, limit: int | None = None,
                  device: str = "cpu", force: bool = False, progress: bool | None = None,
-                 comm: dist.AnyComm | None = None, retry_failed: bool = False) -> None:
-        self.adapter, self.matcher, self.comm = adapter, matcher, comm
+                 comm: dist.AnyComm | None = None, retry_failed: bool = False,
+                 execution: Execution | None = None) -> None:
+        self.adapter, self.matcher, self.comm, self.execution = adapter, matcher, comm, execution or SERIAL
         self.results_root, self.data_root = Path(results_root), Path(data_root)
         self.seed, self.limit, self.device = seed, limit, device
         self.force, self.progress, self.retry_failed = force, progress, retry_failed
@@ -300,6 +304,7 @@ class Runner:
             "status": "running", "limit": self.limit, "world_size": comm.world_size, "backend": comm.backend,
             "ranks": infos, "counts": {"expected": len(samples), "done": len(records)},
         }
+        manifest["execution"] = {**manifest.get("execution", {}), "runner": self.execution.as_dict()}
         write_json_atomic(run_dir.manifest_path, manifest)
         if records and todo:
             log.info("%s: resuming: %d of %d samples done", run_dir.path, len(records), len(samples))
@@ -330,8 +335,7 @@ class Runner:
         bar = tqdm(total=total, initial=initial, unit="sample", desc=desc,
                    disable=None if show is None else not show, leave=False)
         lines = ProgressLines(desc, total, initial, enabled=show is None and bar.disable)  # no terminal
-        pairs, t0 = 0, time.perf_counter()
-        good = []
+        pairs, t0, good = 0, time.perf_counter(), []
         with store, bar, lines:
             for sample in samples:  # bad files first, from their headers: nothing decodes them
                 try:
@@ -341,15 +345,16 @@ class Runner:
                     store.append(self.process(sample))
                     bar.update()
                     lines.update()
-            for sample, matched in matched_groups(self.matcher, self.adapter, good, cache=self.cache,
-                                                  data_root=self.data_root, needs_gt=self.needs_gt):
-                if sleep:
-                    time.sleep(sleep)
-                store.append(self.process(sample, matched))
-                pairs += len(self.adapter.pairs(sample))
-                bar.update()
-                lines.update()
-                self.hashes.save(every=1000)
+            groups = matched_groups(self.matcher, self.adapter, good, cache=self.cache,
+                                    data_root=self.data_root, needs_gt=self.needs_gt)
+            with contextlib.closing(scored_records(groups, self.scorer, self._fingerprint, self.execution,
+                                                   sleep)) as records:
+                for sample, record in zip(good, records):
+                    store.append(record)
+                    pairs += len(self.adapter.pairs(sample))
+                    bar.update()
+                    lines.update()
+                    self.hashes.save(every=1000)
         return dist.rates(len(samples), pairs, time.perf_counter() - t0)
 
     def _finish(self, state: _Rank0, stats: list[dict[str, Any]]) -> RunOutcome:
@@ -376,7 +381,7 @@ def build_run(bench: str, matcher: str, *, overrides: Mapping[str, str] | None =
               results_root: str | os.PathLike | None = None, limit: int | None = None,
               device: str | None = None, seed: int = 0, force: bool = False, progress: bool | None = None,
               comm: dist.AnyComm | None = None, retry_failed: bool = False, previous: Matcher | None = None,
-              forward_cache: Any = None) -> Runner:
+              forward_cache: Any = None, execution: Execution | None = None) -> Runner:
     """The :class:`Runner` of adapter ``bench`` with matcher ``matcher``
     (:func:`benchmarks.run_build.assemble`: configs = defaults + ``overrides``, or ``configs`` already
     resolved; the adapter reads ``<data root>/<data_dir or bench>``; under torchrun, ``comm`` is this rank's
@@ -388,7 +393,7 @@ def build_run(bench: str, matcher: str, *, overrides: Mapping[str, str] | None =
     return Runner(parts.adapter, parts.matcher, parts.configs["adapter"], parts.configs["estimator"],
                   results_root=results_root_of(results_root), data_root=parts.data_root, bench=bench,
                   matcher_name=matcher, seed=seed, limit=limit, device=parts.device, force=force,
-                  progress=progress, comm=comm, retry_failed=retry_failed)
+                  progress=progress, comm=comm, retry_failed=retry_failed, execution=execution)
 
 
 def run_benchmark(bench: str, matcher: str, **options: Any) -> RunResult:

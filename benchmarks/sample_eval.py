@@ -19,7 +19,7 @@ from benchmarks.hashing import derive_seed
 from benchmarks.run_errors import check_sample_files
 from benchmarks.run_results import failure_prediction
 from benchmarks.sample_matching import SampleMatches, match_sample
-from benchmarks.types import BenchmarkAdapter, Correspondences, Matcher, Record, Sample
+from benchmarks.types import BenchmarkAdapter, Correspondences, Matcher, Prediction, Record, Sample
 
 __all__ = ["SampleScorer"]
 log = logging.getLogger(__name__)
@@ -47,22 +47,34 @@ class SampleScorer:
     def __call__(self, sample: Sample, fingerprint: dict[str, str], matched: SampleMatches | None = None
                  ) -> Record:
         """The record of ``sample`` (``fingerprint``: its data fingerprint, stored in the meta)."""
-        timings: dict[str, float] = defaultdict(float)
-        corrs: list[Correspondences] = []
-        hits = 0
-        seed = derive_seed(self.seed, sample.key)
+        return self.solve(sample, fingerprint, self.match(sample, matched))
+
+    def match(self, sample: Sample, matched: SampleMatches | None = None) -> SampleMatches | Prediction:
+        """Phase 1 (the matcher's thread): ``matched``, or the sample matched alone, or the failure
+        :class:`Prediction` of a matcher exception (or of bad data)."""
         try:
             check_sample_files(sample, self.max_pixels)
             if matched is None:
                 matched = match_sample(self.matcher, self.adapter, sample, cache=self.cache,
                                        data_root=self.data_root, needs_gt=self.needs_gt)
-            corrs, hits = matched.corrs, matched.cache_hits
-            timings.update(matched.timings)
+            return matched
         except Exception as e:  # noqa: BLE001 - a failed match is a failure record
             prediction = failure_prediction("matcher", e)
             log.warning("%s: matcher failed: %s", sample.key, prediction.failure_reason)
             log.debug("%s", traceback.format_exc())
-        else:
+            return prediction
+
+    def solve(self, sample: Sample, fingerprint: dict[str, str], matched: SampleMatches | Prediction
+              ) -> Record:
+        """Phase 2 (any thread: touches neither the matcher nor the cache): solve with the seed of
+        ``sample.key`` and evaluate into the record; ``matched`` is :meth:`match`'s result."""
+        timings: dict[str, float] = defaultdict(float)
+        corrs: list[Correspondences] = []
+        hits = 0
+        seed = derive_seed(self.seed, sample.key)
+        if isinstance(matched, SampleMatches):
+            corrs, hits = matched.corrs, matched.cache_hits
+            timings.update(matched.timings)
             timings["match"] = matched.seconds
             t0 = time.perf_counter()
             try:
@@ -72,6 +84,8 @@ class SampleScorer:
                 log.warning("%s: solver failed: %s", sample.key, prediction.failure_reason)
                 log.debug("%s", traceback.format_exc())
             timings["solve"] = time.perf_counter() - t0
+        else:
+            prediction = matched
         t0 = time.perf_counter()
         metrics = self.adapter.evaluate(sample, prediction)
         timings["evaluate"] = time.perf_counter() - t0

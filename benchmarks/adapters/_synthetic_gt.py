@@ -56,9 +56,9 @@ class SyntheticTruth:
 
     @property
     def sidecar(self) -> Sidecar | None:
-        if not self._checked:
-            self._checked = True
+        if not self._checked:  # the value before the flag: a concurrent reader never sees a stale None
             self._sidecar = find_sidecar(self.root)
+            self._checked = True
         return self._sidecar
 
     def _depth_of(self, sidecar: Sidecar, view: View) -> np.ndarray:

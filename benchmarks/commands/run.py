@@ -30,6 +30,7 @@ from benchmarks import distributed
 from benchmarks.capabilities import Available, title
 from benchmarks.config import ConfigError, parse_assignments
 from benchmarks.distributed import DistEnv, DistributedError, PeerFailedError
+from benchmarks.pipeline import Execution
 from benchmarks.registry import ADAPTERS, MATCHERS, UnknownNameError
 from benchmarks.run_errors import (
     EmptyBenchmarkError,
@@ -68,6 +69,9 @@ def _add_options(p: argparse.ArgumentParser) -> None:
                    help="no progress bar")
     p.add_argument("--suite-size", choices=("small", "default"), default="default",
                    help="main job only: size of the synthetic suite (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="solve + evaluate samples in N threads while the next ones are matched (default 0: "
+                        "serial); same results, recorded in manifest.json, not part of the run's identity")
     p.add_argument("--distributed", action="store_true",
                    help="require a torchrun launch (under torchrun a run is distributed anyway)")
     p.add_argument("--dist-timeout", type=float, default=distributed.DEFAULT_TIMEOUT_S, metavar="SECONDS",
@@ -119,6 +123,7 @@ def _run_all(args: argparse.Namespace, bench: str, matchers: Sequence[str],
             bench, matcher, overrides=overrides, data_root=args.data, results_root=args.results,
             limit=args.limit, device=args.device, seed=args.seed, force=args.force, progress=args.progress,
             comm=getattr(args, "_comm", None), retry_failed=args.retry_failed,
+            execution=Execution(workers=args.workers),
         )
         state = "finished" if result.done >= result.expected else "incomplete"
         bad = f", {len(result.data_errors)} data errors" if result.data_errors else ""
@@ -152,6 +157,8 @@ def _check_options(args: argparse.Namespace) -> None:
     """Options that are wrong whatever runs (ValueError naming the option)."""
     if args.limit is not None and args.limit < 0:
         raise ConfigError(f"--limit must be a number of samples >= 1, got {args.limit}")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be a number of threads >= 0, got {args.workers}")
     check_device(args.device)
     root = results_root(args.results)
     if root.exists() and not root.is_dir():
