@@ -121,8 +121,9 @@ def test_disk_full_mid_write_keeps_the_records_and_the_next_run_repairs(tmp_path
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGINT"), reason="needs POSIX signals")
-def test_ctrl_c_keeps_the_records_and_says_how_to_resume(tmp_path, capsys):
-    cmd = [sys.executable, "-m", "benchmarks", *smoke(tmp_path)]
+@pytest.mark.parametrize("workers", ["0", "2"])  # 2: the pipelined path (benchmarks.pipeline)
+def test_ctrl_c_keeps_the_records_and_says_how_to_resume(tmp_path, capsys, workers):
+    cmd = [sys.executable, "-m", "benchmarks", *smoke(tmp_path, "--workers", workers)]
     proc = subprocess.Popen(cmd, env=env(MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE="0.25"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -20,22 +20,23 @@ from benchmarks.store import RecordStore
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
 
 
-def run_cmd(data: Path, results: Path, sleep: float = 0.0) -> subprocess.Popen:
+def run_cmd(data: Path, results: Path, sleep: float = 0.0, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "MAST3R_BENCH_TEST_SLEEP_PER_SAMPLE": str(sleep)}
     cmd = [sys.executable, "-m", "benchmarks", "run", "smoke", "--matcher", "oracle", "--data", str(data),
-           "--results", str(results), "--no-progress"]
+           "--results", str(results), "--no-progress", *extra]
     return subprocess.Popen(cmd, env=env, cwd=data.parent, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
 
 
-def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, capsys):
+@pytest.mark.parametrize("workers", ["0", "2"])  # 2: the pipelined path (benchmarks.pipeline)
+def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, capsys, workers):
     data = tmp_path / "data"
     # The uninterrupted reference runs in-process (it also generates the data once).
     reference = run_benchmark("smoke", "oracle", data_root=data, results_root=tmp_path / "reference",
                               progress=False).run_dir.path
 
     results = tmp_path / "killed"
-    proc = run_cmd(data, results, sleep=0.25)
+    proc = run_cmd(data, results, 0.25, "--workers", workers)
     deadline = time.monotonic() + 60
     records = None
     while time.monotonic() < deadline:
@@ -56,7 +57,7 @@ def test_sigkill_mid_run_then_resume_matches_an_uninterrupted_run(tmp_path, caps
 
     # Started again (in-process through the same CLI: the state it resumes from is only on disk).
     assert main(["run", "smoke", "--matcher", "oracle", "--data", str(data), "--results", str(results),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--workers", workers]) == 0
     out = capsys.readouterr().out
     assert "8/8 samples" in out and f"({8 - killed_at} computed now" in out
     got, want = RecordStore(records).load(), RecordStore(reference / "records.jsonl").load()
