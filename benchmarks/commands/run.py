@@ -84,7 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "run", help="run a benchmark with a matcher (resumable); no BENCH: the main job",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=f"benchmarks: {', '.join(ADAPTERS.names())}\nmatchers: {', '.join(MATCHERS.names())}\n"
-               "example: mast3r-bench run smoke --matcher oracle --limit 4 estimator.max_error_px=2\n"
+               "example: mast3r-bench run mapfree --matcher sift --data data/synthetic --limit 4 "
+               "estimator.essential_max_error_px=1\n"
                "N GPUs:  torchrun --nproc_per_node=N -m benchmarks run BENCH --matcher NAME",
     )
     _add_options(p)
