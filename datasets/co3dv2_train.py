@@ -29,7 +29,12 @@ from PIL import Image
 from datasets.co3dv2 import Co3dDataset, Co3dFrame, read_depth, read_set_list
 from datasets.records import DatasetFormatError
 from datasets.synthetic.geometry import invert_pose, viewpoint_angle_deg
-from datasets.synthetic.train_corres import color_jitter, sample_correspondences, to_network_input
+from datasets.synthetic.train_corres import (
+    ViewSampling,
+    color_jitter,
+    sample_correspondences,
+    to_network_input,
+)
 
 __all__ = ["CO3D_NAMESPACE", "Co3dPairConfig", "Co3dPairSource", "load_view"]
 
@@ -37,7 +42,7 @@ CO3D_NAMESPACE = 0x6D336333  # "m3c3"
 
 
 @dataclass(frozen=True)
-class Co3dPairConfig:
+class Co3dPairConfig(ViewSampling):
     """Pair distribution for CO3D fine-tuning.
 
     Attributes:
@@ -51,15 +56,6 @@ class Co3dPairConfig:
         metric_scale: the value of ``is_metric_scale``.
     """
 
-    resolutions: tuple[tuple[int, int], ...] = ((240, 320), (224, 320), (192, 320), (176, 320), (160, 320))
-    portrait_prob: float = 0.2
-    n_corres: int = 2048
-    nneg: float = 0.5
-    jitter: bool = True
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.08
     zoom: float = 0.3
     min_gap: int = 1
     max_gap: int = 30

@@ -16,11 +16,40 @@ front of the camera and inside the image to count.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-__all__ = ["hash_scores", "hash_uniform", "project_index", "sample_correspondences", "color_jitter",
-           "to_network_input"]
+__all__ = ["ViewSampling", "TRAIN_RESOLUTIONS", "hash_scores", "hash_uniform", "project_index",
+           "sample_correspondences", "color_jitter", "to_network_input"]
+
+TRAIN_RESOLUTIONS = ((240, 320), (224, 320), (192, 320), (176, 320), (160, 320))
+"""Landscape (H, W) training sizes at 320 px (the paper's 512-wide aspect ratios, multiples of 16)."""
+
+
+@dataclass(frozen=True)
+class ViewSampling:
+    """What every training-pair source shares: image sizes, correspondence slots and colour jitter.
+
+    Attributes:
+        resolutions: landscape (H, W) sizes, multiples of 16; one is drawn per step.
+        portrait_prob: probability that a step's size is transposed (portrait).
+        n_corres: correspondence slots per pair; nneg: fraction of them that are negatives
+            (``int(n_corres * (1 - nneg))`` positives at most).
+        jitter: per-view colour jitter; brightness/contrast/saturation: factor ranges ``1 +- x``;
+            hue: shift range ``+- x`` of a full turn.
+    """
+
+    resolutions: tuple[tuple[int, int], ...] = TRAIN_RESOLUTIONS
+    portrait_prob: float = 0.2
+    n_corres: int = 2048
+    nneg: float = 0.5
+    jitter: bool = True
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.08
+
 
 _MASK62 = (1 << 62) - 1
 _C0 = -7046029254386353131  # 0x9E3779B97F4A7C15 as a signed int64

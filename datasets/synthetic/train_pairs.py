@@ -31,7 +31,13 @@ import torch
 
 from datasets.synthetic.geometry import invert_pose
 from datasets.synthetic.textures import TextureBank, make_texture_bank
-from datasets.synthetic.train_corres import color_jitter, sample_correspondences, to_network_input
+from datasets.synthetic.train_corres import (
+    TRAIN_RESOLUTIONS,
+    ViewSampling,
+    color_jitter,
+    sample_correspondences,
+    to_network_input,
+)
 from datasets.synthetic.train_render import TorchTextures, pack_rows, render_views, scene_rows
 from datasets.synthetic.train_scenes import PairSpec, SceneConfig, make_pair
 
@@ -40,20 +46,14 @@ __all__ = ["TRAIN_NAMESPACE", "PairSamplerConfig", "PairSampler", "pair_rng", "s
 
 TRAIN_NAMESPACE = 0x6D337472  # "m3tr": first spawn-key word of every training generator
 
-_RESOLUTIONS = ((240, 320), (224, 320), (192, 320), (176, 320), (160, 320))
+_RESOLUTIONS = TRAIN_RESOLUTIONS
 
 
 @dataclass(frozen=True)
-class PairSamplerConfig:
-    """Training-pair distribution.
+class PairSamplerConfig(ViewSampling):
+    """Training-pair distribution (sizes, correspondences and jitter: :class:`ViewSampling`).
 
     Attributes:
-        resolutions: landscape (H, W) sizes, multiples of 16; one is drawn per step.
-        portrait_prob: probability that a step's size is transposed (portrait).
-        n_corres: correspondence slots per pair; nneg: fraction of them that are negatives
-            (``int(n_corres * (1 - nneg))`` positives at most).
-        jitter: per-view colour jitter; brightness/contrast/saturation: factor ranges ``1 +- x``;
-            hue: shift range ``+- x`` of a full turn.
         crop: the crop/aspect-ratio augmentation (random focal in ``hfov_deg`` and principal point
             within ``pp_jitter`` of the image size: a crop of a larger render).
         hfov_deg, pp_jitter, max_azimuth_deg, p_tabletop_room, p_tabletop_open: see
@@ -62,15 +62,6 @@ class PairSamplerConfig:
         max_render_elems: ray-primitive tests per render chunk (memory bound).
     """
 
-    resolutions: tuple[tuple[int, int], ...] = _RESOLUTIONS
-    portrait_prob: float = 0.2
-    n_corres: int = 2048
-    nneg: float = 0.5
-    jitter: bool = True
-    brightness: float = 0.4
-    contrast: float = 0.4
-    saturation: float = 0.4
-    hue: float = 0.08
     crop: bool = True
     hfov_deg: tuple[float, float] = (45.0, 80.0)
     pp_jitter: float = 0.1
