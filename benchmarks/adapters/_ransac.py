@@ -13,34 +13,18 @@ The flat keys of earlier versions stay accepted on the command line and in ``con
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from mast3r.geometry import RansacConfig
+from mast3r.geometry.pose import RansacOptions as CoreRansacOptions
 
 __all__ = ["RansacOptions", "POSE_RANSAC", "VISLOC_RANSAC", "POSE_ALIASES", "VISLOC_ALIASES"]
 
 
 @dataclass(frozen=True)
-class RansacOptions:
-    """pycolmap LO-RANSAC options (defaults: the official pycolmap ones of MASt3R's visloc).
-
-    Attributes:
-        confidence: stop when this confidence of having sampled an all-inlier set is reached, in (0, 1).
-        min_num_trials, max_num_trials: bounds on the number of RANSAC iterations.
-        min_inlier_ratio: lower bound of the inlier ratio used for the stopping criterion, [0, 1].
-        refine: non-linear refinement on the inliers after RANSAC.
-        min_matches: fewer correspondences -> failure ``too_few_matches``.
-        min_inliers: fewer RANSAC inliers -> failure ``too_few_inliers``.
-    """
-
-    confidence: float = 0.9999
-    min_num_trials: int = 1000
-    max_num_trials: int = 100000
-    min_inlier_ratio: float = 0.01
-    refine: bool = True
-    min_matches: int = 5
-    min_inliers: int = 5
+class RansacOptions(CoreRansacOptions):
+    """The estimator configs' RANSAC options: the fields of :class:`mast3r.geometry.RansacOptions`
+    (defaults: the official pycolmap ones of MASt3R's visloc), checked when the config is built."""
 
     def __post_init__(self) -> None:
         """Bad options fail here, when the config is built (not once per sample)."""
@@ -52,7 +36,7 @@ class RansacOptions:
     def solver_config(self, max_error_px: float | None, seed: int) -> RansacConfig:
         """The :class:`mast3r.geometry.RansacConfig` with inlier threshold ``max_error_px`` (pixels;
         None: the solver's default) and RANSAC seed ``seed``."""
-        return RansacConfig(max_error_px=max_error_px, seed=int(seed), **dataclasses.asdict(self))
+        return self.with_threshold(max_error_px, seed)
 
 
 POSE_RANSAC = RansacOptions(min_num_trials=100, max_num_trials=10000, min_matches=10, min_inliers=10)

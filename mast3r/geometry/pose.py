@@ -21,6 +21,7 @@ __all__ = [
     "DEFAULT_MAX_ERROR_PX",
     "PoseEstimate",
     "RansacConfig",
+    "RansacOptions",
     "pnp_ransac",
     "relative_pose_pnp",
     "relative_pose_essential",
@@ -34,8 +35,46 @@ the essential matrix (a common two-view choice; the paper does not state one).""
 
 
 @dataclass(frozen=True)
-class RansacConfig:
-    """RANSAC options shared by the solvers (keyword arguments of :func:`pnp_ransac` & co).
+class RansacOptions:
+    """pycolmap LO-RANSAC options without the inlier threshold and the seed (defaults: pycolmap's).
+
+    Attributes:
+        confidence, min_num_trials, max_num_trials, min_inlier_ratio: pycolmap RANSAC options.
+        refine: non-linear refinement on the inliers after RANSAC.
+        min_matches: fewer finite correspondences than this -> failure ``too_few_matches``.
+        min_inliers: fewer inliers than this -> failure ``too_few_inliers``.
+    """
+
+    confidence: float = 0.9999
+    min_num_trials: int = 1000
+    max_num_trials: int = 100000
+    min_inlier_ratio: float = 0.01
+    refine: bool = True
+    min_matches: int = 5
+    min_inliers: int = 5
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"RansacConfig.confidence must be in (0, 1), got {self.confidence}")
+        if not 1 <= self.min_num_trials <= self.max_num_trials:
+            raise ValueError(f"RansacConfig: need 1 <= min_num_trials ({self.min_num_trials}) <= "
+                             f"max_num_trials ({self.max_num_trials})")
+        if not 0 <= self.min_inlier_ratio <= 1:
+            raise ValueError(f"RansacConfig.min_inlier_ratio must be in [0, 1], got {self.min_inlier_ratio}")
+
+    def options(self) -> dict[str, Any]:
+        """The option fields alone (no threshold, no seed)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(RansacOptions)}
+
+    def with_threshold(self, max_error_px: float | None, seed: int) -> RansacConfig:
+        """These options with inlier threshold ``max_error_px`` (None: the solver's default) and seed."""
+        return RansacConfig(max_error_px=max_error_px, seed=int(seed), **self.options())
+
+
+@dataclass(frozen=True)
+class RansacConfig(RansacOptions):
+    """RANSAC options shared by the solvers (keyword arguments of :func:`pnp_ransac` & co): the
+    :class:`RansacOptions` plus the inlier threshold and the seed.
 
     Attributes:
         max_error_px: inlier threshold, pixels: reprojection error for PnP, epipolar (Sampson)
@@ -50,24 +89,11 @@ class RansacConfig:
 
     max_error_px: float | None = None
     seed: int = 0
-    confidence: float = 0.9999
-    min_num_trials: int = 1000
-    max_num_trials: int = 100000
-    min_inlier_ratio: float = 0.01
-    refine: bool = True
-    min_matches: int = 5
-    min_inliers: int = 5
 
     def __post_init__(self) -> None:
         if self.max_error_px is not None and not self.max_error_px > 0:
             raise ValueError(f"RansacConfig.max_error_px must be > 0, got {self.max_error_px}")
-        if not 0 < self.confidence < 1:
-            raise ValueError(f"RansacConfig.confidence must be in (0, 1), got {self.confidence}")
-        if not 1 <= self.min_num_trials <= self.max_num_trials:
-            raise ValueError(f"RansacConfig: need 1 <= min_num_trials ({self.min_num_trials}) <= "
-                             f"max_num_trials ({self.max_num_trials})")
-        if not 0 <= self.min_inlier_ratio <= 1:
-            raise ValueError(f"RansacConfig.min_inlier_ratio must be in [0, 1], got {self.min_inlier_ratio}")
+        super().__post_init__()
 
     def as_kwargs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
